@@ -1,0 +1,3 @@
+module github.com/streaming-mlops/mlops/proto
+
+go 1.26

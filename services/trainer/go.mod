@@ -1,0 +1,8 @@
+module github.com/streaming-mlops/mlops/services/trainer
+
+go 1.26
+
+replace (
+	github.com/streaming-mlops/mlops/proto => ../../proto
+	github.com/streaming-mlops/mlops/services/platform => ../platform
+)
