@@ -1,0 +1,90 @@
+# Single entry point of the project. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ROOT     := $(abspath .)
+MODULES  := $(shell go list -m -f '{{.Dir}}' 2>/dev/null)
+SERVICES := ingestion features scoring predlog drift trainer
+BIN      := $(ROOT)/bin
+STACK    := $(ROOT)/scripts/stack.sh
+GOTEST   := go test -race -shuffle=on -count=1
+# Integration tests of a module may need more than the default 10 minutes on 2 cores.
+TEST_TIMEOUT ?= 20m
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## download Go modules, the stack's jars and packages, and the Python virtualenv
+	@for m in $(MODULES); do (cd $$m && go mod download); done
+	$(STACK) fetch
+	$(ROOT)/scripts/venv.sh
+
+.PHONY: build
+build: ## build one binary per service plus mlopsctl into bin/
+	@mkdir -p $(BIN)
+	@for s in $(SERVICES) mlopsctl; do \
+	  echo "go build $$s"; (cd services/$$s && go build -o $(BIN)/$$s ./cmd/$$s); done
+
+.PHONY: up
+up: ## start the real local stack without Docker (Kafka, Elasticsearch, Redis, MLflow, Prometheus)
+	$(STACK) up
+
+.PHONY: down
+down: ## stop the project's services (if running) and the local stack
+	$(ROOT)/scripts/services.sh stop || true
+	$(STACK) down
+
+.PHONY: status
+status: ## show which stack components and services are running
+	$(STACK) status
+	$(ROOT)/scripts/services.sh status
+
+.PHONY: proto
+proto: ## regenerate proto/gen/go from the .proto files (offline)
+	cd proto && rm -rf gen && go tool buf generate
+
+.PHONY: proto-check
+proto-check: proto ## fail when the committed generated code is stale
+	@git diff --exit-code --stat -- proto/gen || { echo "proto/gen is stale: run make proto and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "proto/gen has untracked files: run make proto and commit"; exit 1; }
+
+.PHONY: lint
+lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...); done
+	cd proto && go tool buf lint && go tool buf format -d --exit-code
+	$(ROOT)/scripts/buf-breaking.sh
+	$(STACK) promtool
+
+.PHONY: test-unit
+test-unit: ## unit tests in every module, no services needed (integration tests skip)
+	@for m in $(MODULES); do echo "== $$m"; \
+	  (cd $$m && env -u MLOPS_TEST_REQUIRE_STACK $(GOTEST) ./...); done
+
+.PHONY: test
+test: proto-check lint ## what CI runs: lint, proto check, unit, integration and end-to-end tests on the real stack
+	$(STACK) up
+	$(ROOT)/scripts/venv.sh
+	@eval "$$($(STACK) env)"; export MLOPS_TEST_REQUIRE_STACK=1; \
+	  for m in $(MODULES); do echo "== $$m"; \
+	    (cd $$m && $(GOTEST) -timeout $(TEST_TIMEOUT) ./...); done
+	$(MAKE) build
+	$(ROOT)/scripts/smoke.sh
+
+.PHONY: demo
+demo: up build ## bring up the stack and every service, print where each endpoint and UI is
+	$(ROOT)/scripts/services.sh start
+	$(ROOT)/scripts/services.sh endpoints
+
+.PHONY: bench
+bench: ## benchmarks against real peers (medians of repeated runs)
+	@eval "$$($(STACK) env)"; \
+	  for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -count 5 ./... ) ; done | tee $(ROOT)/bench.out
+
+.PHONY: docker
+docker: ## build one image per service (needs a Docker engine)
+	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t mlops/$$s:dev . ; done
