@@ -57,7 +57,7 @@ lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
 	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...); done
 	cd proto && go tool buf lint && go tool buf format -d --exit-code
-	$(ROOT)/scripts/buf-breaking.sh
+	$(ROOT)/proto/scripts/buf-breaking.sh
 	$(STACK) promtool
 
 .PHONY: test-unit
