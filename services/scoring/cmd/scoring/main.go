@@ -1,0 +1,39 @@
+// Command scoring scores feature vectors with the champion LightGBM model, on the stream and through the synchronous gRPC Score.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/service"
+	"github.com/streaming-mlops/mlops/services/scoring/internal/scoring"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "scoring: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := scoring.ParseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	rt := service.NewRuntime(cfg.Base, version, stdout)
+	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	svc := scoring.New(cfg, rt.Logger, rt.Registry)
+	return rt.Run(ctx, grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor())
+}
