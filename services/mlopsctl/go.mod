@@ -1,8 +1,10 @@
 module github.com/streaming-mlops/mlops/services/mlopsctl
 
-go 1.26
+go 1.26.0
 
 replace (
 	github.com/streaming-mlops/mlops/proto => ../../proto
 	github.com/streaming-mlops/mlops/services/platform => ../platform
 )
+
+require github.com/streaming-mlops/mlops/services/platform v0.0.0-00010101000000-000000000000

@@ -1,0 +1,125 @@
+// Package cli implements mlopsctl's subcommands.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/streaming-mlops/mlops/services/platform/flagenv"
+)
+
+// ErrUsage is returned for an unknown or missing subcommand.
+var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status")
+
+// Run executes one mlopsctl command line.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return ErrUsage
+	}
+	switch args[0] {
+	case "status":
+		return status(ctx, args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, ErrUsage.Error())
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q: %w", args[0], ErrUsage)
+	}
+}
+
+// probe is one thing status checks.
+type probe struct {
+	name  string
+	kind  string // tcp or http
+	addr  string
+	state string
+}
+
+func status(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kafka := flagenv.String(fs, getenv, "kafka.brokers", "KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap broker")
+	es := flagenv.String(fs, getenv, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch URL")
+	redis := flagenv.String(fs, getenv, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address")
+	mlflow := flagenv.String(fs, getenv, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow URL")
+	prom := flagenv.String(fs, getenv, "prometheus.url", "PROMETHEUS_URL", "http://127.0.0.1:9090", "Prometheus URL")
+	host := flagenv.String(fs, getenv, "services.host", "SERVICES_HOST", "127.0.0.1", "host of the services' admin ports")
+	timeout := flagenv.Duration(fs, getenv, "timeout", "MLOPSCTL_TIMEOUT", 2*time.Second, "per-check timeout")
+	if err := flagenv.Parse(fs, args); err != nil {
+		return err
+	}
+	probes := []*probe{
+		{name: "kafka", kind: "tcp", addr: strings.Split(*kafka, ",")[0]},
+		{name: "elasticsearch", kind: "http", addr: *es},
+		{name: "redis", kind: "tcp", addr: *redis},
+		{name: "mlflow", kind: "http", addr: strings.TrimRight(*mlflow, "/") + "/health"},
+		{name: "prometheus", kind: "http", addr: strings.TrimRight(*prom, "/") + "/-/ready"},
+	}
+	for i, s := range []string{"ingestion", "features", "scoring", "predlog", "drift", "trainer"} {
+		probes = append(probes, &probe{name: s, kind: "http", addr: fmt.Sprintf("http://%s:%d/readyz", *host, 8081+i)})
+	}
+	client := &http.Client{Timeout: *timeout}
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			p.state = check(cctx, client, p)
+		}()
+	}
+	wg.Wait()
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COMPONENT\tADDRESS\tSTATE")
+	down := 0
+	for _, p := range probes {
+		if p.state != "up" {
+			down++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", p.name, p.addr, p.state)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if down > 0 {
+		return fmt.Errorf("%d of %d components are not up", down, len(probes))
+	}
+	return nil
+}
+
+func check(ctx context.Context, client *http.Client, p *probe) string {
+	switch p.kind {
+	case "tcp":
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", p.addr)
+		if err != nil {
+			return "down: " + err.Error()
+		}
+		_ = c.Close()
+		return "up"
+	default:
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.addr, nil)
+		if err != nil {
+			return "bad address: " + err.Error()
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return "down: " + err.Error()
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return "not ready: " + resp.Status
+		}
+		return "up"
+	}
+}
