@@ -1,0 +1,263 @@
+package kafkaio
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/flagenv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streaming-mlops/mlops/proto/topics"
+)
+
+// Defaults applied to zero-valued Config fields.
+const (
+	DefaultBroker            = "localhost:9092"
+	DefaultClientID          = "mlops"
+	DefaultDLQTopic          = topics.TxDLQ
+	DefaultBatchTimeout      = 5 * time.Millisecond
+	DefaultBatchSize         = 1000
+	DefaultMaxBatch          = 500
+	DefaultMinBytes          = 1
+	DefaultMaxBytes          = 10 << 20
+	DefaultMaxWait           = 250 * time.Millisecond
+	DefaultRetryBackoffMin   = 100 * time.Millisecond
+	DefaultRetryBackoffMax   = 10 * time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultRebalanceTimeout  = 10 * time.Second
+)
+
+// joinGroupBackoff is how long the reader waits before joining its group again after a
+// failed attempt (kafka-go's default of 5s is slow when a fresh broker is still creating
+// __consumer_offsets).
+const joinGroupBackoff = 500 * time.Millisecond
+
+// Config holds the Kafka settings shared by every service. The zero value of each field means
+// its default (see the Default constants); Brokers, GroupID and Topics have no usable default
+// for a consumer and must be set. A Config is a plain value: copy it freely.
+type Config struct {
+	// Brokers is the bootstrap list, host:port each. Default: localhost:9092.
+	Brokers []string
+	// ClientID names this service to the brokers and in the dlq-service header of
+	// dead-lettered records. Default: the flag set's name when registered with RegisterFlags,
+	// otherwise "mlops".
+	ClientID string
+	// GroupID is the consumer group. Default: the flag set's name when registered with
+	// RegisterFlags. Required by a consumer.
+	GroupID string
+	// Topics are the topics the consumer reads. Required by a consumer.
+	Topics []string
+	// DLQTopic receives records whose handling failed permanently. Default: tx.dlq.
+	DLQTopic string
+	// BatchTimeout caps how long the producer waits for more records before it sends a
+	// partially filled batch, and so caps the latency it adds. Default: 5ms.
+	BatchTimeout time.Duration
+	// BatchSize is the most records the producer sends to one partition in one request.
+	// Default: 1000.
+	BatchSize int
+	// MaxBatch is the most records the consumer hands to the handler, writes and commits
+	// together. Default: 500.
+	MaxBatch int
+	// MinBytes is the least data, in bytes, a fetch waits for (up to MaxWait). Default: 1.
+	MinBytes int
+	// MaxBytes is the most data, in bytes, one fetch returns. Default: 10 MiB.
+	MaxBytes int
+	// MaxWait is how long the broker may hold a fetch while waiting for MinBytes.
+	// Default: 250ms.
+	MaxWait time.Duration
+	// RetryBackoffMin and RetryBackoffMax bound the capped exponential backoff (with full
+	// jitter) between attempts at a transient failure. Defaults: 100ms and 10s.
+	RetryBackoffMin time.Duration
+	RetryBackoffMax time.Duration
+	// ShutdownTimeout bounds draining: after the consumer's context is cancelled it has this
+	// long to finish the batch in flight, commit and flush. Keep it under the pod's
+	// termination grace period. Default: 10s.
+	ShutdownTimeout time.Duration
+	// SessionTimeout is how long the group coordinator waits for a heartbeat before it
+	// evicts a silent consumer. The broker bounds it (group.min.session.timeout.ms, 6s by
+	// default). Default: 10s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often the consumer heartbeats, and so how quickly it notices a
+	// rebalance. Default: 3s.
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout is how long the coordinator waits for members to rejoin during a
+	// rebalance. Default: 10s.
+	RebalanceTimeout time.Duration
+}
+
+// withDefaults returns a copy of c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if len(c.Brokers) == 0 {
+		c.Brokers = []string{DefaultBroker}
+	}
+	setIfZero(&c.ClientID, DefaultClientID)
+	setIfZero(&c.DLQTopic, DefaultDLQTopic)
+	setIfZero(&c.BatchTimeout, DefaultBatchTimeout)
+	setIfZero(&c.BatchSize, DefaultBatchSize)
+	setIfZero(&c.MaxBatch, DefaultMaxBatch)
+	setIfZero(&c.MinBytes, DefaultMinBytes)
+	setIfZero(&c.MaxBytes, DefaultMaxBytes)
+	setIfZero(&c.MaxWait, DefaultMaxWait)
+	setIfZero(&c.RetryBackoffMin, DefaultRetryBackoffMin)
+	setIfZero(&c.RetryBackoffMax, DefaultRetryBackoffMax)
+	setIfZero(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	setIfZero(&c.SessionTimeout, DefaultSessionTimeout)
+	setIfZero(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	setIfZero(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	return c
+}
+
+func setIfZero[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
+// Validate reports every problem with the settings a producer uses (and the ones common to
+// producers and consumers), joined with errors.Join. Zero values are valid: they mean the
+// default. Consumers call ValidateConsumer instead.
+func (c Config) Validate() error {
+	var errs []error
+	d := c.withDefaults()
+	for _, b := range d.Brokers {
+		if _, port, ok := strings.Cut(b, ":"); !ok || port == "" {
+			errs = append(errs, fmt.Errorf("kafka broker %q: want host:port", b))
+		}
+	}
+	positive := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"batch timeout", d.BatchTimeout},
+		{"max wait", d.MaxWait},
+		{"retry backoff min", d.RetryBackoffMin},
+		{"retry backoff max", d.RetryBackoffMax},
+		{"shutdown timeout", d.ShutdownTimeout},
+		{"session timeout", d.SessionTimeout},
+		{"heartbeat interval", d.HeartbeatInterval},
+		{"rebalance timeout", d.RebalanceTimeout},
+	}
+	for _, p := range positive {
+		if p.v < 0 {
+			errs = append(errs, fmt.Errorf("kafka %s %v: must not be negative", p.name, p.v))
+		}
+	}
+	if d.RetryBackoffMax < d.RetryBackoffMin {
+		errs = append(errs, fmt.Errorf("kafka retry backoff max %v is below min %v", d.RetryBackoffMax, d.RetryBackoffMin))
+	}
+	if d.MinBytes > d.MaxBytes {
+		errs = append(errs, fmt.Errorf("kafka min bytes %d is above max bytes %d", d.MinBytes, d.MaxBytes))
+	}
+	if d.HeartbeatInterval >= d.SessionTimeout {
+		errs = append(errs, fmt.Errorf("kafka heartbeat interval %v must be below session timeout %v", d.HeartbeatInterval, d.SessionTimeout))
+	}
+	for _, n := range []struct {
+		name string
+		v    int
+	}{{"batch size", d.BatchSize}, {"max batch", d.MaxBatch}, {"min bytes", d.MinBytes}, {"max bytes", d.MaxBytes}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("kafka %s %d: must not be negative", n.name, n.v))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateConsumer is Validate plus the settings only a consumer needs: a group, at least one
+// topic, a dead-letter topic distinct from the input topics, and a reader configuration that
+// kafka-go accepts (kafka.NewReader panics on one it does not).
+func (c Config) ValidateConsumer() error {
+	errs := []error{c.Validate()}
+	d := c.withDefaults()
+	if d.GroupID == "" {
+		errs = append(errs, errors.New("kafka group id is required"))
+	}
+	if len(d.Topics) == 0 {
+		errs = append(errs, errors.New("kafka topics: at least one input topic is required"))
+	}
+	if slices.Contains(d.Topics, d.DLQTopic) {
+		errs = append(errs, fmt.Errorf("kafka dlq topic %q is also an input topic", d.DLQTopic))
+	}
+	if d.GroupID != "" && len(d.Topics) > 0 {
+		rc := d.readerConfig(nil)
+		if err := rc.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("kafka reader config: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// readerConfig builds the kafka-go reader configuration of a consumer from a defaulted c.
+func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
+	return kafka.ReaderConfig{
+		Brokers:           c.Brokers,
+		GroupID:           c.GroupID,
+		GroupTopics:       c.Topics,
+		Dialer:            &kafka.Dialer{ClientID: c.ClientID, Timeout: 10 * time.Second, DualStack: true},
+		QueueCapacity:     max(c.MaxBatch, 100),
+		MinBytes:          c.MinBytes,
+		MaxBytes:          c.MaxBytes,
+		MaxWait:           c.MaxWait,
+		HeartbeatInterval: c.HeartbeatInterval,
+		SessionTimeout:    c.SessionTimeout,
+		RebalanceTimeout:  c.RebalanceTimeout,
+		JoinGroupBackoff:  joinGroupBackoff,
+		CommitInterval:    0, // synchronous commits: CommitMessages returns once the broker has them
+		StartOffset:       kafka.FirstOffset,
+		ReadBackoffMin:    c.RetryBackoffMin,
+		ReadBackoffMax:    min(c.RetryBackoffMax, time.Second),
+		ErrorLogger:       logger,
+	}
+}
+
+// RegisterFlags registers the shared Kafka flags on fs, each falling back to an environment
+// variable (flag, then environment, then default), so every service spells them the same:
+//
+//	-kafka.brokers KAFKA_BROKERS            -kafka.client-id KAFKA_CLIENT_ID
+//	-kafka.group KAFKA_GROUP                -kafka.topics KAFKA_TOPICS
+//	-kafka.dlq-topic KAFKA_DLQ_TOPIC        -kafka.batch-timeout KAFKA_BATCH_TIMEOUT
+//	-kafka.batch-size KAFKA_BATCH_SIZE      -kafka.max-batch KAFKA_MAX_BATCH
+//	-kafka.min-bytes KAFKA_MIN_BYTES        -kafka.max-bytes KAFKA_MAX_BYTES
+//	-kafka.max-wait KAFKA_MAX_WAIT          -kafka.retry-backoff-min KAFKA_RETRY_BACKOFF_MIN
+//	-kafka.retry-backoff-max KAFKA_RETRY_BACKOFF_MAX
+//	-kafka.shutdown-timeout KAFKA_SHUTDOWN_TIMEOUT
+//	-kafka.session-timeout KAFKA_SESSION_TIMEOUT
+//	-kafka.heartbeat-interval KAFKA_HEARTBEAT_INTERVAL
+//	-kafka.rebalance-timeout KAFKA_REBALANCE_TIMEOUT
+//
+// The values already in c are the defaults (a service sets its own Topics and GroupID before
+// calling RegisterFlags); zero fields get the package defaults, and ClientID and GroupID
+// default to fs.Name(). Parsing fs writes straight into c, which must therefore outlive the
+// parse. A malformed environment value is reported by flagenv.Parse unless the flag was given.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
+	if c.ClientID == "" {
+		c.ClientID = fs.Name()
+	}
+	if c.GroupID == "" {
+		c.GroupID = fs.Name()
+	}
+	*c = c.withDefaults()
+	flagenv.StringsVar(fs, getenv, &c.Brokers, "kafka.brokers", "KAFKA_BROKERS", c.Brokers, "Kafka bootstrap brokers, comma-separated host:port")
+	flagenv.StringVar(fs, getenv, &c.ClientID, "kafka.client-id", "KAFKA_CLIENT_ID", c.ClientID, "Kafka client id, also the dlq-service header")
+	flagenv.StringVar(fs, getenv, &c.GroupID, "kafka.group", "KAFKA_GROUP", c.GroupID, "Kafka consumer group")
+	flagenv.StringsVar(fs, getenv, &c.Topics, "kafka.topics", "KAFKA_TOPICS", c.Topics, "Kafka input topics, comma-separated")
+	flagenv.StringVar(fs, getenv, &c.DLQTopic, "kafka.dlq-topic", "KAFKA_DLQ_TOPIC", c.DLQTopic, "Kafka dead-letter topic for records that fail permanently")
+	flagenv.DurationVar(fs, getenv, &c.BatchTimeout, "kafka.batch-timeout", "KAFKA_BATCH_TIMEOUT", c.BatchTimeout, "longest the producer waits to fill a batch")
+	flagenv.IntVar(fs, getenv, &c.BatchSize, "kafka.batch-size", "KAFKA_BATCH_SIZE", c.BatchSize, "most records per produce request and partition")
+	flagenv.IntVar(fs, getenv, &c.MaxBatch, "kafka.max-batch", "KAFKA_MAX_BATCH", c.MaxBatch, "most records handled and committed together")
+	flagenv.IntVar(fs, getenv, &c.MinBytes, "kafka.min-bytes", "KAFKA_MIN_BYTES", c.MinBytes, "least bytes a fetch waits for")
+	flagenv.IntVar(fs, getenv, &c.MaxBytes, "kafka.max-bytes", "KAFKA_MAX_BYTES", c.MaxBytes, "most bytes one fetch returns")
+	flagenv.DurationVar(fs, getenv, &c.MaxWait, "kafka.max-wait", "KAFKA_MAX_WAIT", c.MaxWait, "longest a fetch waits for min-bytes")
+	flagenv.DurationVar(fs, getenv, &c.RetryBackoffMin, "kafka.retry-backoff-min", "KAFKA_RETRY_BACKOFF_MIN", c.RetryBackoffMin, "first backoff after a transient failure")
+	flagenv.DurationVar(fs, getenv, &c.RetryBackoffMax, "kafka.retry-backoff-max", "KAFKA_RETRY_BACKOFF_MAX", c.RetryBackoffMax, "cap of the exponential retry backoff")
+	flagenv.DurationVar(fs, getenv, &c.ShutdownTimeout, "kafka.shutdown-timeout", "KAFKA_SHUTDOWN_TIMEOUT", c.ShutdownTimeout, "time to drain the batch in flight on shutdown")
+	flagenv.DurationVar(fs, getenv, &c.SessionTimeout, "kafka.session-timeout", "KAFKA_SESSION_TIMEOUT", c.SessionTimeout, "consumer group session timeout")
+	flagenv.DurationVar(fs, getenv, &c.HeartbeatInterval, "kafka.heartbeat-interval", "KAFKA_HEARTBEAT_INTERVAL", c.HeartbeatInterval, "consumer group heartbeat interval")
+	flagenv.DurationVar(fs, getenv, &c.RebalanceTimeout, "kafka.rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", c.RebalanceTimeout, "consumer group rebalance timeout")
+}
