@@ -1,0 +1,224 @@
+// Package profile is the reference profile of a model's training data: per-feature quantile
+// bins, summary statistics and a bounded sorted sample, plus the same for the model's scores.
+// The trainer builds it and logs it to MLflow next to the model; the drift detector reads it
+// to compare live windows against (PSI over the quantile bins, KS over the sample).
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+)
+
+// Version of the JSON format written by Marshal.
+const Version = 1
+
+// Default sizes used by Build.
+const (
+	DefaultBins       = 10
+	DefaultSampleSize = 5000
+)
+
+// Distribution profiles one column: a feature or the score.
+type Distribution struct {
+	Name string `json:"name"`
+	// Edges are the interior bin edges, strictly increasing. Bin i holds values x with
+	// Edges[i-1] < x <= Edges[i]; bin 0 is (-inf, Edges[0]] and the last bin
+	// (Edges[len-1], +inf). Ties in the data can leave fewer than the requested bins.
+	Edges []float64 `json:"edges"`
+	// Fractions are the share of non-missing reference values per bin; they sum to 1.
+	Fractions []float64 `json:"fractions"`
+	// Count is the number of non-missing values; Missing the number of NaN values.
+	Count   int64   `json:"count"`
+	Missing int64   `json:"missing"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Mean    float64 `json:"mean"`
+	Std     float64 `json:"std"`
+	// Sample is a uniform random sample of the non-missing values, sorted ascending, for
+	// two-sample tests (KS). It holds every value when there are at most SampleSize.
+	Sample []float64 `json:"sample"`
+}
+
+// Profile is the reference profile of one model version.
+type Profile struct {
+	Version         int            `json:"version"`
+	SpecFingerprint string         `json:"spec_fingerprint"`
+	Rows            int64          `json:"rows"`
+	Features        []Distribution `json:"features"`
+	Score           *Distribution  `json:"score,omitempty"`
+}
+
+// Options tune Build. Zero values take the defaults.
+type Options struct {
+	Bins       int
+	SampleSize int
+	Seed       uint64
+}
+
+// Build profiles a row-major matrix with len(names) columns and, when scores is non-nil,
+// the model's scores on the same rows. It copies what it keeps; the inputs are not modified.
+func Build(specFingerprint string, names []string, matrix []float64, scores []float64, opts Options) (*Profile, error) {
+	cols := len(names)
+	if cols == 0 {
+		return nil, errors.New("profile: no feature names")
+	}
+	if len(matrix)%cols != 0 {
+		return nil, fmt.Errorf("profile: matrix length %d is not a multiple of %d columns", len(matrix), cols)
+	}
+	rows := len(matrix) / cols
+	if rows == 0 {
+		return nil, errors.New("profile: no rows")
+	}
+	if scores != nil && len(scores) != rows {
+		return nil, fmt.Errorf("profile: %d scores for %d rows", len(scores), rows)
+	}
+	if opts.Bins <= 1 {
+		opts.Bins = DefaultBins
+	}
+	if opts.SampleSize <= 0 {
+		opts.SampleSize = DefaultSampleSize
+	}
+	p := &Profile{Version: Version, SpecFingerprint: specFingerprint, Rows: int64(rows)}
+	col := make([]float64, rows)
+	for j, name := range names {
+		for i := range rows {
+			col[i] = matrix[i*cols+j]
+		}
+		p.Features = append(p.Features, describe(name, col, opts, uint64(j)))
+	}
+	if scores != nil {
+		d := describe("score", slices.Clone(scores), opts, uint64(cols))
+		p.Score = &d
+	}
+	return p, nil
+}
+
+// describe profiles values; it reorders (sorts) values in place.
+func describe(name string, values []float64, opts Options, stream uint64) Distribution {
+	d := Distribution{Name: name}
+	finite := values[:0]
+	for _, v := range values {
+		if math.IsNaN(v) {
+			d.Missing++
+			continue
+		}
+		finite = append(finite, v)
+	}
+	d.Count = int64(len(finite))
+	if len(finite) == 0 {
+		d.Fractions = []float64{1}
+		return d
+	}
+	sort.Float64s(finite)
+	d.Min, d.Max = finite[0], finite[len(finite)-1]
+	var mean, m2 float64
+	for i, v := range finite {
+		delta := v - mean
+		mean += delta / float64(i+1)
+		m2 += delta * (v - mean)
+	}
+	d.Mean = mean
+	if len(finite) > 1 {
+		d.Std = math.Sqrt(m2 / float64(len(finite)-1))
+	}
+	d.Edges = quantileEdges(finite, opts.Bins)
+	counts := make([]float64, len(d.Edges)+1)
+	for _, v := range finite {
+		counts[d.Bin(v)]++
+	}
+	for i := range counts {
+		counts[i] /= float64(len(finite))
+	}
+	d.Fractions = counts
+	d.Sample = sample(finite, opts.SampleSize, opts.Seed, stream)
+	return d
+}
+
+// quantileEdges returns the distinct interior quantile edges of sorted values.
+func quantileEdges(sorted []float64, bins int) []float64 {
+	var edges []float64
+	for k := 1; k < bins; k++ {
+		q := quantile(sorted, float64(k)/float64(bins))
+		if q >= sorted[len(sorted)-1] {
+			break // an edge at the maximum would leave the last bin empty
+		}
+		if len(edges) == 0 || q > edges[len(edges)-1] {
+			edges = append(edges, q)
+		}
+	}
+	return edges
+}
+
+// quantile is the linear-interpolation quantile of sorted values (numpy's default method).
+func quantile(sorted []float64, q float64) float64 {
+	pos := q * float64(len(sorted)-1)
+	lo := int(math.Floor(pos))
+	hi := int(math.Ceil(pos))
+	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
+}
+
+// sample returns a sorted uniform sample of at most n of the sorted values.
+func sample(sorted []float64, n int, seed, stream uint64) []float64 {
+	if len(sorted) <= n {
+		return slices.Clone(sorted)
+	}
+	r := rand.New(rand.NewPCG(seed, stream))
+	idx := r.Perm(len(sorted))[:n]
+	out := make([]float64, n)
+	for i, k := range idx {
+		out[i] = sorted[k]
+	}
+	sort.Float64s(out)
+	return out
+}
+
+// Bin returns the index of the bin x falls in (see Edges). NaN has no bin: Bin returns -1.
+func (d *Distribution) Bin(x float64) int {
+	if math.IsNaN(x) {
+		return -1
+	}
+	// First edge >= x: x belongs to that bin (edges are inclusive upper bounds).
+	return sort.SearchFloat64s(d.Edges, x)
+}
+
+// Feature returns the distribution of the named feature, or nil.
+func (p *Profile) Feature(name string) *Distribution {
+	for i := range p.Features {
+		if p.Features[i].Name == name {
+			return &p.Features[i]
+		}
+	}
+	return nil
+}
+
+// Marshal encodes the profile as JSON.
+func (p *Profile) Marshal() ([]byte, error) { return json.Marshal(p) }
+
+// Unmarshal decodes and validates a profile written by Marshal.
+func Unmarshal(b []byte) (*Profile, error) {
+	var p Profile
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("decode profile: %w", err)
+	}
+	if p.Version != Version {
+		return nil, fmt.Errorf("profile format version %d, want %d", p.Version, Version)
+	}
+	ds := p.Features
+	if p.Score != nil {
+		ds = append(slices.Clone(ds), *p.Score)
+	}
+	for _, d := range ds {
+		if len(d.Fractions) != len(d.Edges)+1 {
+			return nil, fmt.Errorf("profile feature %q: %d fractions for %d edges", d.Name, len(d.Fractions), len(d.Edges))
+		}
+		if !sort.Float64sAreSorted(d.Edges) {
+			return nil, fmt.Errorf("profile feature %q: edges not sorted", d.Name)
+		}
+	}
+	return &p, nil
+}
