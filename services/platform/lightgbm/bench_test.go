@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -200,26 +201,34 @@ func BenchmarkPredictBatch(b *testing.B) {
 	})
 }
 
-// BenchmarkContrib measures SHAP contributions for one row (fast path) and 1000 rows.
+// BenchmarkContrib measures SHAP contributions for one row (fast path, cycling rows) and for
+// 1000 rows in one batch call.
 func BenchmarkContrib(b *testing.B) {
 	lib := testLib(b)
-	bst := benchBooster(b, lib, 200)
-	b.Run("single-row", func(b *testing.B) {
-		fp, err := bst.NewFastPredictor(FastOptions{Kind: PredictContrib})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer fp.Close()
-		row := benchRow(bst.NumFeatures())
-		dst := make([]float64, fp.OutputLen())
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := fp.PredictInto(dst, row); err != nil {
+	for _, trees := range benchTrees {
+		b.Run(fmt.Sprintf("single-row/trees=%d", trees), func(b *testing.B) {
+			bst := benchBooster(b, lib, trees)
+			fp, err := bst.NewFastPredictor(FastOptions{Kind: PredictContrib})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.Run("batch-1000", func(b *testing.B) {
+			defer fp.Close()
+			m := benchRows(bst.NumFeatures())
+			dst := make([]float64, fp.OutputLen())
+			b.ReportAllocs()
+			r := 0
+			for b.Loop() {
+				if _, err := fp.PredictInto(dst, m.Data[r*m.Cols:(r+1)*m.Cols]); err != nil {
+					b.Fatal(err)
+				}
+				if r++; r == m.Rows {
+					r = 0
+				}
+			}
+		})
+	}
+	bst := benchBooster(b, lib, 200)
+	b.Run("batch-1000/trees=200", func(b *testing.B) {
 		m, _ := synthFraud(1000, bst.NumFeatures(), 8)
 		out := make([]float64, m.Rows*(m.Cols+1))
 		for b.Loop() {
@@ -268,18 +277,28 @@ func BenchmarkTrain1M(b *testing.B) {
 // BenchmarkPredictSingleRowPaired interleaves blocks of 1000 rows through the binding
 // (FastPredictor.Predict) and through the direct C loop on the same FastConfig and rows,
 // alternating which goes first, so both see the same machine load. It reports each side's
-// ns per row and their ratio (binding/direct); ns/op is per pair of blocks.
+// ns per row and their ratio (binding/direct); ns/op is per pair of blocks. locked=true pins
+// the benchmark goroutine to its OS thread: unpinned, the goroutine can move between threads
+// (and cores) between cgo calls, which costs LightGBM warm caches on larger models.
 func BenchmarkPredictSingleRowPaired(b *testing.B) {
 	lib := testLib(b)
-	for _, trees := range benchTrees {
-		b.Run(fmt.Sprintf("trees=%d", trees), func(b *testing.B) {
-			bst := benchBooster(b, lib, trees)
+	for _, tc := range []struct {
+		trees  int
+		locked bool
+	}{{10, false}, {10, true}, {200, false}, {200, true}} {
+		b.Run(fmt.Sprintf("trees=%d/locked=%v", tc.trees, tc.locked), func(b *testing.B) {
+			bst := benchBooster(b, lib, tc.trees)
 			fp, err := bst.NewFastPredictor(FastOptions{})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer fp.Close()
 			m := benchRows(bst.NumFeatures())
+			if tc.locked {
+				// Pin the goroutine to its OS thread, as a dedicated scoring worker could.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+			}
 			binding := func() time.Duration {
 				start := time.Now()
 				for r := 0; r < m.Rows; r++ {

@@ -137,7 +137,10 @@ func (p *FastPredictor) run(row []float64) error {
 		return fmt.Errorf("fast predict: %w: row has %d values, model expects %d", ErrShape, len(row), p.ncol)
 	}
 	copy(p.in, row)
-	if C.mlops_fast_predict(p.h.f) != 0 {
+	rc := C.mlops_fast_predict(p.h.f)
+	// p must stay reachable until C is done: its cleanup frees p.h.f.
+	runtime.KeepAlive(p)
+	if rc != 0 {
 		return fmt.Errorf("fast predict: %w", &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(&p.h.f.err[0])})
 	}
 	return nil
@@ -149,6 +152,7 @@ func (p *FastPredictor) benchDirect(m Matrix, n int) error {
 	if m.validate() != nil || m.Cols != p.ncol {
 		return fmt.Errorf("bench: %w", ErrShape)
 	}
+	defer runtime.KeepAlive(p)
 	if C.mlops_fast_bench_loop(p.h.f, (*C.double)(unsafe.Pointer(&m.Data[0])), C.int64_t(m.Rows), C.int64_t(n)) != 0 {
 		return &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(C.mlops_lgbm_last_error(p.h.f.api))}
 	}

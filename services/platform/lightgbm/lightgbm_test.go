@@ -411,6 +411,12 @@ func TestTrainOptions(t *testing.T) {
 			return nil
 		}}, wantErr: stopErr},
 		{name: "bad param", params: Params{"objective": "no_such_objective", "verbosity": "-1"}, opts: TrainOptions{NumRounds: 1}, wantC: true},
+		{name: "training set also validation", opts: TrainOptions{NumRounds: 3, Valid: []*Dataset{train, valid}},
+			check: func(t *testing.T, b *Booster, seen []Iteration) {
+				if len(seen) != 3 || len(seen[2].Evals) != 4 || seen[2].Evals[0].Dataset != "valid_0" {
+					t.Errorf("iterations %+v, want 3 rounds with 2 metrics on 2 validation sets", seen)
+				}
+			}},
 		{name: "early stop on logloss with training eval", opts: TrainOptions{NumRounds: 200, Valid: []*Dataset{valid}, EarlyStoppingRounds: 5, EvalTraining: true},
 			check: func(t *testing.T, b *Booster, seen []Iteration) {
 				if len(seen) != b.BestIteration()+5 {

@@ -95,15 +95,21 @@ func Train(ctx context.Context, params Params, train *Dataset, opts TrainOptions
 	}
 	defer C.free(unsafe.Pointer(cparams))
 
-	// Hold every dataset's read lock for the whole run so none is freed under LightGBM.
+	// Hold every dataset's read lock for the whole run so none is freed under LightGBM. Each
+	// distinct dataset is locked once (the training set may also be a validation set).
 	datasets := append([]*Dataset{train}, opts.Valid...)
+	defer runtime.KeepAlive(datasets)
 	ptrs := make([]unsafe.Pointer, len(datasets))
+	locked := make(map[*Dataset]bool, len(datasets))
 	for i, d := range datasets {
 		if d == nil {
 			return nil, fmt.Errorf("train: nil validation dataset %d", i-1)
 		}
-		d.h.mu.RLock()
-		defer d.h.mu.RUnlock()
+		if !locked[d] {
+			locked[d] = true
+			d.h.mu.RLock()
+			defer d.h.mu.RUnlock()
+		}
 		if d.h.ptr == nil {
 			return nil, fmt.Errorf("train: dataset %d: %w", i, ErrClosed)
 		}
