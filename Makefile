@@ -58,7 +58,10 @@ lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...); done
 	cd proto && go tool buf lint && go tool buf format -d --exit-code
 	$(ROOT)/proto/scripts/buf-breaking.sh
-	$(STACK) promtool
+	$(STACK) fetch prometheus
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/rules/*.yml
+	promtool test rules deploy/prometheus/tests/*.yml
 
 .PHONY: test-unit
 test-unit: ## unit tests in every module, no services needed (integration tests skip)

@@ -3,20 +3,28 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/streaming-mlops/mlops/services/features/internal/features"
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// ensureTopicsTimeout bounds topic creation at startup.
+const ensureTopicsTimeout = 30 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -27,7 +35,7 @@ func main() {
 	}
 }
 
-func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := features.ParseConfig(args, getenv)
 	if err != nil {
 		return err
@@ -35,6 +43,49 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt := service.NewRuntime(cfg.Base, version, stdout)
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
 	rt.Admin.AddReadyCheck("redis", service.DialCheck(cfg.RedisAddr))
-	svc := features.New(cfg, rt.Logger, rt.Registry)
-	return rt.Run(ctx, grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor())
+	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
+		"output_topic", cfg.OutputTopic, "redis_addr", cfg.RedisAddr, "redis_prefix", cfg.RedisPrefix,
+		"replay_window", cfg.ReplayWindow, "state_ttl", cfg.StateTTL)
+
+	// go-redis logs through a process-wide logger (stderr by default); route it to ours.
+	redis.SetLogger(redisLogger{rt.Logger})
+	rdb := redis.NewClient(&redis.Options{
+		Addr:         cfg.RedisAddr,
+		DialTimeout:  cfg.RedisTimeout,
+		ReadTimeout:  cfg.RedisTimeout,
+		WriteTimeout: cfg.RedisTimeout,
+		// The consumer loop retries with its own backoff; one quick client retry absorbs a
+		// dropped pooled connection.
+		MaxRetries: 1,
+	})
+	defer func() {
+		if cerr := rdb.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close redis client: %w", cerr))
+		}
+	}()
+
+	topicsCtx, cancel := context.WithTimeout(ctx, ensureTopicsTimeout)
+	defer cancel()
+	// The dead-letter topic too: the consumer cannot dead-letter into a missing topic.
+	specs := []kafkaio.TopicSpec{{Name: cfg.OutputTopic}, {Name: cfg.Kafka.DLQTopic}}
+	for _, t := range cfg.Kafka.Topics {
+		specs = append(specs, kafkaio.TopicSpec{Name: t})
+	}
+	if err := kafkaio.EnsureTopics(topicsCtx, cfg.Kafka.Brokers, specs); err != nil {
+		return fmt.Errorf("ensure kafka topics: %w", err)
+	}
+	cancel()
+
+	svc := features.New(cfg, rdb, rt.Logger, rt.Registry)
+	return rt.Run(ctx,
+		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		kafkaio.BatchConsumerActor(cfg.Kafka, svc.HandleBatch, rt.Logger, rt.Registry))
+}
+
+// redisLogger adapts go-redis's logging (connection pool events such as failed dials) to
+// slog at Warn.
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.WarnContext(ctx, "redis client", "err", fmt.Sprintf(format, v...))
 }

@@ -4,7 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
+	"time"
 
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -13,11 +17,29 @@ import (
 // Config is the whole configuration of the features service. Build it with ParseConfig.
 type Config struct {
 	service.Base
-	// Kafka holds the shared Kafka settings (-kafka.*).
+	// Kafka holds the shared Kafka settings (-kafka.*). Topics defaults to tx.validated.
 	Kafka kafkaio.Config
+	// OutputTopic receives the feature vectors (-features.topic). Default: features.v1.
+	OutputTopic string
 	// RedisAddr is host:port of the Redis holding online state. Default: 127.0.0.1:6379.
 	RedisAddr string
+	// RedisPrefix starts every Redis key of the service (-redis.prefix). It names the spec so
+	// a new spec version starts from fresh state. Default: "mlops:features:fraud-v1:".
+	RedisPrefix string
+	// RedisTimeout bounds dialing and each read and write on a Redis connection
+	// (-redis.timeout). Default: 2s.
+	RedisTimeout time.Duration
+	// ReplayWindow is how many recent transactions per account keep their vector in Redis,
+	// so that a replay of one of them is recognised and re-published unchanged
+	// (-features.replay-window). Default: 32.
+	ReplayWindow int
+	// StateTTL, when positive, lets an account's state expire after that long without a
+	// transaction (-features.state-ttl). Default: 0, never.
+	StateTTL time.Duration
 }
+
+// DefaultRedisPrefix is the default of Config.RedisPrefix: "mlops:features:<spec id>:".
+func DefaultRedisPrefix() string { return "mlops:features:" + featurespec.Fraud().ID() + ":" }
 
 // ParseConfig builds the configuration from command-line args with environment fallback
 // (flag, then environment, then default) and validates it. It does no I/O.
@@ -25,8 +47,14 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("features", flag.ContinueOnError)
 	c.Base.RegisterFlags(fs, getenv, "features", "127.0.0.1:8082", "127.0.0.1:50052")
+	c.Kafka.Topics = []string{topics.TxValidated}
 	c.Kafka.RegisterFlags(fs, getenv)
+	flagenv.StringVar(fs, getenv, &c.OutputTopic, "features.topic", "FEATURES_TOPIC", topics.Features, "Kafka topic the feature vectors are written to")
 	flagenv.StringVar(fs, getenv, &c.RedisAddr, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address for online feature state")
+	flagenv.StringVar(fs, getenv, &c.RedisPrefix, "redis.prefix", "REDIS_PREFIX", DefaultRedisPrefix(), "prefix of every Redis key of the service")
+	flagenv.DurationVar(fs, getenv, &c.RedisTimeout, "redis.timeout", "REDIS_TIMEOUT", 2*time.Second, "Redis dial, read and write timeout")
+	flagenv.IntVar(fs, getenv, &c.ReplayWindow, "features.replay-window", "FEATURES_REPLAY_WINDOW", 32, "recent transactions per account whose vectors are kept to answer replays")
+	flagenv.DurationVar(fs, getenv, &c.StateTTL, "features.state-ttl", "FEATURES_STATE_TTL", 0, "expire an account's state after this long without a transaction (0: never)")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
@@ -38,9 +66,29 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 
 // Validate reports every problem of the configuration at once.
 func (c Config) Validate() error {
-	errs := []error{c.Base.Validate(), c.Kafka.Validate()}
+	errs := []error{c.Base.Validate(), c.Kafka.ValidateConsumer()}
 	if c.RedisAddr == "" {
 		errs = append(errs, errors.New("redis address is empty"))
+	}
+	if c.OutputTopic == "" {
+		errs = append(errs, errors.New("output topic is empty"))
+	}
+	for _, in := range c.Kafka.Topics {
+		if in == c.OutputTopic {
+			errs = append(errs, fmt.Errorf("output topic %q is also an input topic", in))
+		}
+	}
+	if strings.ContainsAny(c.RedisPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("redis prefix %q contains a brace (it would become the Redis Cluster hash tag)", c.RedisPrefix))
+	}
+	if c.RedisTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("redis timeout %v: must be positive", c.RedisTimeout))
+	}
+	if c.ReplayWindow < 1 || c.ReplayWindow > 10000 {
+		errs = append(errs, fmt.Errorf("replay window %d outside [1, 10000]", c.ReplayWindow))
+	}
+	if c.StateTTL < 0 {
+		errs = append(errs, fmt.Errorf("state ttl %v: must not be negative", c.StateTTL))
 	}
 	return errors.Join(errs...)
 }

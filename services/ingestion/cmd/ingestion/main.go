@@ -3,9 +3,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,7 +33,15 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
+	svc, err := ingest.New(cfg, rt.Logger, rt.Registry)
+	if err != nil {
+		return err
+	}
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
-	svc := ingest.New(cfg, rt.Logger, rt.Registry)
-	return rt.Run(ctx, grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor())
+	rt.Admin.AddReadyCheck("topics", svc.TopicsReady)
+	err = rt.Run(ctx,
+		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		svc.ConsumerActor())
+	// The gRPC path's producer outlives the gRPC server's drain: close it last.
+	return errors.Join(err, svc.Close())
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // ErrUsage is returned for an unknown or missing subcommand.
-var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status")
+var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status, train, models (list|describe|promote|rollback|history|asof)")
 
 // Run executes one mlopsctl command line.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -28,6 +28,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "status":
 		return status(ctx, args[1:], getenv, stdout, stderr)
+	case "train":
+		return train(ctx, args[1:], getenv, stdout, stderr)
+	case "models":
+		return models(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, ErrUsage.Error())
 		return nil

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,10 @@ import (
 	"time"
 
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
+	"github.com/streaming-mlops/mlops/services/platform/mlflow"
+	"github.com/streaming-mlops/mlops/services/platform/run"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 	"github.com/streaming-mlops/mlops/services/trainer/internal/trainer"
 )
@@ -29,14 +34,52 @@ func main() {
 	}
 }
 
-func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := trainer.ParseConfig(args, getenv)
 	if err != nil {
 		return err
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
+	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
+		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
+		"consume_drift", cfg.ConsumeDrift, "sim_rows", cfg.SimRows, "promotion_margin", cfg.PromotionMargin)
+	libPath := cfg.LightGBMLib
+	if libPath == "" {
+		if libPath, err = lightgbm.FindLibrary(getenv); err != nil {
+			return fmt.Errorf("find lightgbm: %w", err)
+		}
+	}
+	lib, err := lightgbm.Open(libPath)
+	if err != nil {
+		return err
+	}
+	producer, err := kafkaio.NewProducer(cfg.Kafka, rt.Logger, rt.Registry)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, producer.Close()) }()
+	audit := trainer.NewAuditLog(cfg.Kafka.Brokers, cfg.ModelEventsTopic, producer, cfg.AuditReadTimeout)
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := audit.Ensure(setupCtx); err != nil {
+		return err
+	}
+	mlf := mlflow.New(cfg.MLflowURL)
+	mlf.Logger = rt.Logger
+	svc := trainer.New(cfg, trainer.Deps{
+		Lib:    lib,
+		Data:   trainer.SimSource{Rows: cfg.SimRows, Seed: cfg.SimSeed, Accounts: cfg.SimAccounts},
+		MLflow: mlf,
+		Audit:  audit,
+	}, rt.Logger, rt.Registry)
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
 	rt.Admin.AddReadyCheck("mlflow", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health"))
-	svc := trainer.New(cfg, rt.Logger, rt.Registry)
-	return rt.Run(ctx, grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor())
+	actors := []run.Actor{grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor()}
+	if cfg.ConsumeDrift {
+		if err := kafkaio.EnsureTopics(setupCtx, cfg.Kafka.Brokers, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
+			return err
+		}
+		actors = append(actors, kafkaio.ConsumerActor(cfg.Kafka, svc.HandleDrift, rt.Logger, rt.Registry))
+	}
+	return rt.Run(ctx, actors...)
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
+	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -13,10 +15,59 @@ import (
 // Config is the whole configuration of the trainer service. Build it with ParseConfig.
 type Config struct {
 	service.Base
-	// Kafka holds the shared Kafka settings (-kafka.*).
+	// Kafka holds the shared Kafka settings (-kafka.*). The consumer reads DriftTopic in
+	// group Kafka.GroupID (default "trainer").
 	Kafka kafkaio.Config
 	// MLflowURL is the base URL of the MLflow tracking server. Default: http://127.0.0.1:5000.
 	MLflowURL string
+	// LightGBMLib is the path of lib_lightgbm.so; empty means lightgbm.FindLibrary.
+	LightGBMLib string
+	// AdminToken, when set, is the bearer token Retrain, Promote and Rollback require
+	// ("authorization: Bearer <token>" metadata). Empty disables the check. Never logged.
+	AdminToken string
+
+	// FraudModel and PurchaseModel name the registered models of the two use cases;
+	// FraudModel is the default of an empty model_name. Defaults: "fraud", "purchase".
+	FraudModel    string
+	PurchaseModel string
+	// ExperimentPrefix prefixes the MLflow experiment of each model ("<prefix><model>").
+	// Default: "mlops-".
+	ExperimentPrefix string
+
+	// Threshold is the decision threshold of binary models (flag when score >= it). Default: 0.8.
+	Threshold float64
+	// ReviewCost is the cost of one false alarm (a manual review), in the amount's currency;
+	// a missed fraud costs its amount. Default: 5.
+	ReviewCost float64
+	// PromotionMargin is how much the challenger must beat the champion by on the primary
+	// metric (AUC up for binary, MSE down for regression). Default: 0.001.
+	PromotionMargin float64
+	// EarlyStoppingRounds stops boosting when the validation metric has not improved for
+	// this many rounds. Default: 30.
+	EarlyStoppingRounds int
+	// NumIterations is the default maximum of boosting rounds. Default: 500.
+	NumIterations int
+
+	// SimRows is the number of simulated rows the simulator data source yields. Default: 200000.
+	SimRows int
+	// SimSeed seeds the simulator data source. Default: 1.
+	SimSeed uint64
+	// SimAccounts is the simulated population (fewer accounts: denser histories). Default: 5000.
+	SimAccounts int
+
+	// DriftTopic is consumed for drift events; ModelEventsTopic receives model events and is
+	// the audit log. Defaults: drift.events, model.events.
+	DriftTopic       string
+	ModelEventsTopic string
+	// ConsumeDrift enables retraining on drift events with retrain=true. Default: true.
+	ConsumeDrift bool
+	// RetrainCooldown is the least time between two drift-triggered retrains of one model.
+	// Default: 1h.
+	RetrainCooldown time.Duration
+	// RetrainTimeout bounds one training run. Default: 30m.
+	RetrainTimeout time.Duration
+	// AuditReadTimeout bounds reading the audit log back from Kafka. Default: 20s.
+	AuditReadTimeout time.Duration
 }
 
 // ParseConfig builds the configuration from command-line args with environment fallback
@@ -27,8 +78,35 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	c.Base.RegisterFlags(fs, getenv, "trainer", "127.0.0.1:8086", "127.0.0.1:50056")
 	c.Kafka.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.MLflowURL, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow tracking server base URL")
+	flagenv.StringVar(fs, getenv, &c.LightGBMLib, "lightgbm.lib", "LIGHTGBM_LIB", "", "path of lib_lightgbm.so (default: found in the project virtualenv)")
+	flagenv.StringVar(fs, getenv, &c.AdminToken, "admin.token", "ADMIN_TOKEN", "", "bearer token required by Retrain, Promote and Rollback (empty: no check)")
+	flagenv.StringVar(fs, getenv, &c.FraudModel, "model.fraud", "MODEL_FRAUD", "fraud", "registered model name of the fraud (binary) model; the default model")
+	flagenv.StringVar(fs, getenv, &c.PurchaseModel, "model.purchase", "MODEL_PURCHASE", "purchase", "registered model name of the purchase (regression) model")
+	flagenv.StringVar(fs, getenv, &c.ExperimentPrefix, "mlflow.experiment-prefix", "MLFLOW_EXPERIMENT_PREFIX", "mlops-", "prefix of each model's MLflow experiment name")
+	flagenv.Float64Var(fs, getenv, &c.Threshold, "threshold", "THRESHOLD", 0.8, "decision threshold of binary models")
+	flagenv.Float64Var(fs, getenv, &c.ReviewCost, "cost.review", "COST_REVIEW", 5, "cost of one false alarm (manual review)")
+	flagenv.Float64Var(fs, getenv, &c.PromotionMargin, "promotion.margin", "PROMOTION_MARGIN", 0.001, "margin by which a challenger must beat the champion on the primary metric")
+	flagenv.IntVar(fs, getenv, &c.EarlyStoppingRounds, "train.early-stopping", "TRAIN_EARLY_STOPPING", 30, "early stopping rounds on the validation set")
+	flagenv.IntVar(fs, getenv, &c.NumIterations, "train.num-iterations", "TRAIN_NUM_ITERATIONS", 500, "default maximum boosting rounds")
+	flagenv.IntVar(fs, getenv, &c.SimRows, "data.sim-rows", "DATA_SIM_ROWS", 200000, "rows of the simulator data source")
+	var seed int
+	flagenv.IntVar(fs, getenv, &seed, "data.sim-seed", "DATA_SIM_SEED", 1, "seed of the simulator data source")
+	flagenv.IntVar(fs, getenv, &c.SimAccounts, "data.sim-accounts", "DATA_SIM_ACCOUNTS", 5000, "accounts in the simulated population")
+	flagenv.StringVar(fs, getenv, &c.DriftTopic, "topic.drift", "TOPIC_DRIFT", topics.DriftEvents, "topic of drift events")
+	flagenv.StringVar(fs, getenv, &c.ModelEventsTopic, "topic.model-events", "TOPIC_MODEL_EVENTS", topics.ModelEvents, "topic of model events (also the audit log)")
+	flagenv.BoolVar(fs, getenv, &c.ConsumeDrift, "drift.consume", "DRIFT_CONSUME", true, "retrain on drift events with retrain=true")
+	flagenv.DurationVar(fs, getenv, &c.RetrainCooldown, "drift.cooldown", "DRIFT_COOLDOWN", time.Hour, "least time between drift-triggered retrains of a model")
+	flagenv.DurationVar(fs, getenv, &c.RetrainTimeout, "train.timeout", "TRAIN_TIMEOUT", 30*time.Minute, "time limit of one training run")
+	flagenv.DurationVar(fs, getenv, &c.AuditReadTimeout, "audit.read-timeout", "AUDIT_READ_TIMEOUT", 20*time.Second, "time limit for reading the audit log from Kafka")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
+	}
+	if seed < 0 {
+		return Config{}, fmt.Errorf("invalid configuration: data.sim-seed %d is negative", seed)
+	}
+	c.SimSeed = uint64(seed)
+	if len(c.Kafka.Topics) == 0 {
+		c.Kafka.Topics = []string{c.DriftTopic}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("invalid configuration: %w", err)
@@ -41,6 +119,38 @@ func (c Config) Validate() error {
 	errs := []error{c.Base.Validate(), c.Kafka.Validate()}
 	if c.MLflowURL == "" {
 		errs = append(errs, errors.New("mlflow URL is empty"))
+	}
+	if c.FraudModel == "" || c.PurchaseModel == "" || c.FraudModel == c.PurchaseModel {
+		errs = append(errs, fmt.Errorf("model names %q and %q must be non-empty and differ", c.FraudModel, c.PurchaseModel))
+	}
+	if c.Threshold <= 0 || c.Threshold >= 1 {
+		errs = append(errs, fmt.Errorf("threshold %v must be in (0, 1)", c.Threshold))
+	}
+	if c.ReviewCost < 0 {
+		errs = append(errs, fmt.Errorf("review cost %v must be >= 0", c.ReviewCost))
+	}
+	if c.PromotionMargin < 0 {
+		errs = append(errs, fmt.Errorf("promotion margin %v must be >= 0", c.PromotionMargin))
+	}
+	if c.EarlyStoppingRounds < 0 {
+		errs = append(errs, fmt.Errorf("early stopping rounds %d must be >= 0", c.EarlyStoppingRounds))
+	}
+	if c.NumIterations <= 0 {
+		errs = append(errs, fmt.Errorf("num iterations %d must be > 0", c.NumIterations))
+	}
+	if c.SimRows < minRows {
+		errs = append(errs, fmt.Errorf("simulator rows %d must be >= %d", c.SimRows, minRows))
+	}
+	if c.SimAccounts <= 0 {
+		errs = append(errs, fmt.Errorf("simulator accounts %d must be > 0", c.SimAccounts))
+	}
+	if c.DriftTopic == "" || c.ModelEventsTopic == "" {
+		errs = append(errs, errors.New("drift and model-events topics must be set"))
+	}
+	for name, d := range map[string]time.Duration{"drift cooldown": c.RetrainCooldown, "train timeout": c.RetrainTimeout, "audit read timeout": c.AuditReadTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %v must be positive", name, d))
+		}
 	}
 	return errors.Join(errs...)
 }

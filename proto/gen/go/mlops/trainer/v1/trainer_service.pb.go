@@ -46,7 +46,11 @@ type RetrainRequest struct {
 	// skip_promotion registers the challenger but never promotes it.
 	SkipPromotion bool `protobuf:"varint,8,opt,name=skip_promotion,json=skipPromotion,proto3" json:"skip_promotion,omitempty"`
 	// drift_event_id links the run to the drift event that caused it.
-	DriftEventId  string `protobuf:"bytes,9,opt,name=drift_event_id,json=driftEventId,proto3" json:"drift_event_id,omitempty"`
+	DriftEventId string `protobuf:"bytes,9,opt,name=drift_event_id,json=driftEventId,proto3" json:"drift_event_id,omitempty"`
+	// task of the model; unset means the task the trainer is configured with
+	// for model_name (binary classification unless it is the configured
+	// purchase model).
+	Task          v1.Task `protobuf:"varint,10,opt,name=task,proto3,enum=mlops.events.v1.Task" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +148,161 @@ func (x *RetrainRequest) GetDriftEventId() string {
 	return ""
 }
 
+func (x *RetrainRequest) GetTask() v1.Task {
+	if x != nil {
+		return x.Task
+	}
+	return v1.Task(0)
+}
+
+// RetrainStreamRequest asks for one training run with progress reports.
+type RetrainStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request is the run, as for Retrain.
+	Request       *RetrainRequest `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrainStreamRequest) Reset() {
+	*x = RetrainStreamRequest{}
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrainStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrainStreamRequest) ProtoMessage() {}
+
+func (x *RetrainStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrainStreamRequest.ProtoReflect.Descriptor instead.
+func (*RetrainStreamRequest) Descriptor() ([]byte, []int) {
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RetrainStreamRequest) GetRequest() *RetrainRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// RetrainStreamResponse is one message of RetrainStream.
+type RetrainStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// stage of the run: "data", "train", "evaluate", "log", "register",
+	// "promote" or "done".
+	Stage string `protobuf:"bytes,1,opt,name=stage,proto3" json:"stage,omitempty"`
+	// message is a human-readable note on the stage.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// iteration is the boosting round just finished (stage "train").
+	Iteration int32 `protobuf:"varint,3,opt,name=iteration,proto3" json:"iteration,omitempty"`
+	// max_iterations is the most boosting rounds the run may take.
+	MaxIterations int32 `protobuf:"varint,4,opt,name=max_iterations,json=maxIterations,proto3" json:"max_iterations,omitempty"`
+	// valid_metric is the early-stopping metric on the validation set at
+	// iteration (e.g. auc or l2).
+	ValidMetric float64 `protobuf:"fixed64,5,opt,name=valid_metric,json=validMetric,proto3" json:"valid_metric,omitempty"`
+	// valid_metric_name names valid_metric.
+	ValidMetricName string `protobuf:"bytes,6,opt,name=valid_metric_name,json=validMetricName,proto3" json:"valid_metric_name,omitempty"`
+	// result is set on the last message only.
+	Result        *RetrainResponse `protobuf:"bytes,7,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetrainStreamResponse) Reset() {
+	*x = RetrainStreamResponse{}
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetrainStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetrainStreamResponse) ProtoMessage() {}
+
+func (x *RetrainStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetrainStreamResponse.ProtoReflect.Descriptor instead.
+func (*RetrainStreamResponse) Descriptor() ([]byte, []int) {
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RetrainStreamResponse) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *RetrainStreamResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *RetrainStreamResponse) GetIteration() int32 {
+	if x != nil {
+		return x.Iteration
+	}
+	return 0
+}
+
+func (x *RetrainStreamResponse) GetMaxIterations() int32 {
+	if x != nil {
+		return x.MaxIterations
+	}
+	return 0
+}
+
+func (x *RetrainStreamResponse) GetValidMetric() float64 {
+	if x != nil {
+		return x.ValidMetric
+	}
+	return 0
+}
+
+func (x *RetrainStreamResponse) GetValidMetricName() string {
+	if x != nil {
+		return x.ValidMetricName
+	}
+	return ""
+}
+
+func (x *RetrainStreamResponse) GetResult() *RetrainResponse {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
 // RetrainResponse reports the run's outcome.
 type RetrainResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -163,14 +322,20 @@ type RetrainResponse struct {
 	// decision explains the promotion outcome, e.g. "auc 0.941 > 0.928 + 0.005".
 	Decision string `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
 	// training_rows is the number of rows trained on.
-	TrainingRows  int64 `protobuf:"varint,8,opt,name=training_rows,json=trainingRows,proto3" json:"training_rows,omitempty"`
+	TrainingRows int64 `protobuf:"varint,8,opt,name=training_rows,json=trainingRows,proto3" json:"training_rows,omitempty"`
+	// best_iteration is the boosting round kept after early stopping.
+	BestIteration int32 `protobuf:"varint,9,opt,name=best_iteration,json=bestIteration,proto3" json:"best_iteration,omitempty"`
+	// duration_seconds is the wall time of the whole run.
+	DurationSeconds float64 `protobuf:"fixed64,10,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	// source_uri of the registered model artifact.
+	SourceUri     string `protobuf:"bytes,11,opt,name=source_uri,json=sourceUri,proto3" json:"source_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RetrainResponse) Reset() {
 	*x = RetrainResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[1]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -182,7 +347,7 @@ func (x *RetrainResponse) String() string {
 func (*RetrainResponse) ProtoMessage() {}
 
 func (x *RetrainResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[1]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -195,7 +360,7 @@ func (x *RetrainResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetrainResponse.ProtoReflect.Descriptor instead.
 func (*RetrainResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{1}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RetrainResponse) GetModelName() string {
@@ -254,6 +419,27 @@ func (x *RetrainResponse) GetTrainingRows() int64 {
 	return 0
 }
 
+func (x *RetrainResponse) GetBestIteration() int32 {
+	if x != nil {
+		return x.BestIteration
+	}
+	return 0
+}
+
+func (x *RetrainResponse) GetDurationSeconds() float64 {
+	if x != nil {
+		return x.DurationSeconds
+	}
+	return 0
+}
+
+func (x *RetrainResponse) GetSourceUri() string {
+	if x != nil {
+		return x.SourceUri
+	}
+	return ""
+}
+
 // ListModelsRequest selects a model.
 type ListModelsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -265,7 +451,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[2]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -277,7 +463,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[2]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -290,7 +476,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{2}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListModelsRequest) GetModelName() string {
@@ -311,7 +497,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[3]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +509,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[3]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +522,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{3}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListModelsResponse) GetVersions() []*ModelVersion {
@@ -377,7 +563,7 @@ type ModelVersion struct {
 
 func (x *ModelVersion) Reset() {
 	*x = ModelVersion{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[4]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +575,7 @@ func (x *ModelVersion) String() string {
 func (*ModelVersion) ProtoMessage() {}
 
 func (x *ModelVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[4]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +588,7 @@ func (x *ModelVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelVersion.ProtoReflect.Descriptor instead.
 func (*ModelVersion) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{4}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ModelVersion) GetModelName() string {
@@ -501,7 +687,7 @@ type PromoteRequest struct {
 
 func (x *PromoteRequest) Reset() {
 	*x = PromoteRequest{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[5]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +699,7 @@ func (x *PromoteRequest) String() string {
 func (*PromoteRequest) ProtoMessage() {}
 
 func (x *PromoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[5]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +712,7 @@ func (x *PromoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{5}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PromoteRequest) GetModelName() string {
@@ -575,7 +761,7 @@ type PromoteResponse struct {
 
 func (x *PromoteResponse) Reset() {
 	*x = PromoteResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[6]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +773,7 @@ func (x *PromoteResponse) String() string {
 func (*PromoteResponse) ProtoMessage() {}
 
 func (x *PromoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[6]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +786,7 @@ func (x *PromoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteResponse.ProtoReflect.Descriptor instead.
 func (*PromoteResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{6}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PromoteResponse) GetEvent() *v1.ModelEvent {
@@ -628,7 +814,7 @@ type RollbackRequest struct {
 
 func (x *RollbackRequest) Reset() {
 	*x = RollbackRequest{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[7]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +826,7 @@ func (x *RollbackRequest) String() string {
 func (*RollbackRequest) ProtoMessage() {}
 
 func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[7]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +839,7 @@ func (x *RollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackRequest.ProtoReflect.Descriptor instead.
 func (*RollbackRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{7}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RollbackRequest) GetModelName() string {
@@ -695,7 +881,7 @@ type RollbackResponse struct {
 
 func (x *RollbackResponse) Reset() {
 	*x = RollbackResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[8]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +893,7 @@ func (x *RollbackResponse) String() string {
 func (*RollbackResponse) ProtoMessage() {}
 
 func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[8]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +906,7 @@ func (x *RollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackResponse.ProtoReflect.Descriptor instead.
 func (*RollbackResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{8}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RollbackResponse) GetEvent() *v1.ModelEvent {
@@ -747,7 +933,7 @@ type GetHistoryRequest struct {
 
 func (x *GetHistoryRequest) Reset() {
 	*x = GetHistoryRequest{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[9]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +945,7 @@ func (x *GetHistoryRequest) String() string {
 func (*GetHistoryRequest) ProtoMessage() {}
 
 func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[9]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +958,7 @@ func (x *GetHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{9}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetHistoryRequest) GetModelName() string {
@@ -815,7 +1001,7 @@ type GetHistoryResponse struct {
 
 func (x *GetHistoryResponse) Reset() {
 	*x = GetHistoryResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[10]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1013,7 @@ func (x *GetHistoryResponse) String() string {
 func (*GetHistoryResponse) ProtoMessage() {}
 
 func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[10]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1026,7 @@ func (x *GetHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{10}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetHistoryResponse) GetEvents() []*v1.ModelEvent {
@@ -865,7 +1051,7 @@ type AsOfRequest struct {
 
 func (x *AsOfRequest) Reset() {
 	*x = AsOfRequest{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[11]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1063,7 @@ func (x *AsOfRequest) String() string {
 func (*AsOfRequest) ProtoMessage() {}
 
 func (x *AsOfRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[11]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1076,7 @@ func (x *AsOfRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsOfRequest.ProtoReflect.Descriptor instead.
 func (*AsOfRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{11}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AsOfRequest) GetModelName() string {
@@ -931,7 +1117,7 @@ type AsOfResponse struct {
 
 func (x *AsOfResponse) Reset() {
 	*x = AsOfResponse{}
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[12]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1129,7 @@ func (x *AsOfResponse) String() string {
 func (*AsOfResponse) ProtoMessage() {}
 
 func (x *AsOfResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[12]
+	mi := &file_mlops_trainer_v1_trainer_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1142,7 @@ func (x *AsOfResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AsOfResponse.ProtoReflect.Descriptor instead.
 func (*AsOfResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{12}
+	return file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AsOfResponse) GetFound() bool {
@@ -991,7 +1177,7 @@ var File_mlops_trainer_v1_trainer_service_proto protoreflect.FileDescriptor
 
 const file_mlops_trainer_v1_trainer_service_proto_rawDesc = "" +
 	"\n" +
-	"&mlops/trainer/v1/trainer_service.proto\x12\x10mlops.trainer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlops/events/v1/model_event.proto\x1a\x1amlops/events/v1/task.proto\"\xb4\x03\n" +
+	"&mlops/trainer/v1/trainer_service.proto\x12\x10mlops.trainer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlops/events/v1/model_event.proto\x1a\x1amlops/events/v1/task.proto\"\xdf\x03\n" +
 	"\x0eRetrainRequest\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x16\n" +
@@ -1002,10 +1188,22 @@ const file_mlops_trainer_v1_trainer_service_proto_rawDesc = "" +
 	"\adata_to\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x06dataTo\x12\x19\n" +
 	"\bmax_rows\x18\a \x01(\x03R\amaxRows\x12%\n" +
 	"\x0eskip_promotion\x18\b \x01(\bR\rskipPromotion\x12$\n" +
-	"\x0edrift_event_id\x18\t \x01(\tR\fdriftEventId\x1a9\n" +
+	"\x0edrift_event_id\x18\t \x01(\tR\fdriftEventId\x12)\n" +
+	"\x04task\x18\n" +
+	" \x01(\x0e2\x15.mlops.events.v1.TaskR\x04task\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf6\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\x14RetrainStreamRequest\x12:\n" +
+	"\arequest\x18\x01 \x01(\v2 .mlops.trainer.v1.RetrainRequestR\arequest\"\x96\x02\n" +
+	"\x15RetrainStreamResponse\x12\x14\n" +
+	"\x05stage\x18\x01 \x01(\tR\x05stage\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1c\n" +
+	"\titeration\x18\x03 \x01(\x05R\titeration\x12%\n" +
+	"\x0emax_iterations\x18\x04 \x01(\x05R\rmaxIterations\x12!\n" +
+	"\fvalid_metric\x18\x05 \x01(\x01R\vvalidMetric\x12*\n" +
+	"\x11valid_metric_name\x18\x06 \x01(\tR\x0fvalidMetricName\x129\n" +
+	"\x06result\x18\a \x01(\v2!.mlops.trainer.v1.RetrainResponseR\x06result\"\xe7\x04\n" +
 	"\x0fRetrainResponse\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x15\n" +
@@ -1015,7 +1213,12 @@ const file_mlops_trainer_v1_trainer_service_proto_rawDesc = "" +
 	"\ametrics\x18\x05 \x03(\v2..mlops.trainer.v1.RetrainResponse.MetricsEntryR\ametrics\x12a\n" +
 	"\x10champion_metrics\x18\x06 \x03(\v26.mlops.trainer.v1.RetrainResponse.ChampionMetricsEntryR\x0fchampionMetrics\x12\x1a\n" +
 	"\bdecision\x18\a \x01(\tR\bdecision\x12#\n" +
-	"\rtraining_rows\x18\b \x01(\x03R\ftrainingRows\x1a:\n" +
+	"\rtraining_rows\x18\b \x01(\x03R\ftrainingRows\x12%\n" +
+	"\x0ebest_iteration\x18\t \x01(\x05R\rbestIteration\x12)\n" +
+	"\x10duration_seconds\x18\n" +
+	" \x01(\x01R\x0fdurationSeconds\x12\x1d\n" +
+	"\n" +
+	"source_uri\x18\v \x01(\tR\tsourceUri\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\x1aB\n" +
@@ -1083,9 +1286,10 @@ const file_mlops_trainer_v1_trainer_service_proto_rawDesc = "" +
 	"\vsince_event\x18\x03 \x01(\v2\x1b.mlops.events.v1.ModelEventR\n" +
 	"sinceEvent\x12<\n" +
 	"\vuntil_event\x18\x04 \x01(\v2\x1b.mlops.events.v1.ModelEventR\n" +
-	"untilEvent2\xfc\x03\n" +
+	"untilEvent2\xe0\x04\n" +
 	"\x0eTrainerService\x12N\n" +
-	"\aRetrain\x12 .mlops.trainer.v1.RetrainRequest\x1a!.mlops.trainer.v1.RetrainResponse\x12W\n" +
+	"\aRetrain\x12 .mlops.trainer.v1.RetrainRequest\x1a!.mlops.trainer.v1.RetrainResponse\x12b\n" +
+	"\rRetrainStream\x12&.mlops.trainer.v1.RetrainStreamRequest\x1a'.mlops.trainer.v1.RetrainStreamResponse0\x01\x12W\n" +
 	"\n" +
 	"ListModels\x12#.mlops.trainer.v1.ListModelsRequest\x1a$.mlops.trainer.v1.ListModelsResponse\x12N\n" +
 	"\aPromote\x12 .mlops.trainer.v1.PromoteRequest\x1a!.mlops.trainer.v1.PromoteResponse\x12Q\n" +
@@ -1106,63 +1310,70 @@ func file_mlops_trainer_v1_trainer_service_proto_rawDescGZIP() []byte {
 	return file_mlops_trainer_v1_trainer_service_proto_rawDescData
 }
 
-var file_mlops_trainer_v1_trainer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_mlops_trainer_v1_trainer_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_mlops_trainer_v1_trainer_service_proto_goTypes = []any{
 	(*RetrainRequest)(nil),        // 0: mlops.trainer.v1.RetrainRequest
-	(*RetrainResponse)(nil),       // 1: mlops.trainer.v1.RetrainResponse
-	(*ListModelsRequest)(nil),     // 2: mlops.trainer.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 3: mlops.trainer.v1.ListModelsResponse
-	(*ModelVersion)(nil),          // 4: mlops.trainer.v1.ModelVersion
-	(*PromoteRequest)(nil),        // 5: mlops.trainer.v1.PromoteRequest
-	(*PromoteResponse)(nil),       // 6: mlops.trainer.v1.PromoteResponse
-	(*RollbackRequest)(nil),       // 7: mlops.trainer.v1.RollbackRequest
-	(*RollbackResponse)(nil),      // 8: mlops.trainer.v1.RollbackResponse
-	(*GetHistoryRequest)(nil),     // 9: mlops.trainer.v1.GetHistoryRequest
-	(*GetHistoryResponse)(nil),    // 10: mlops.trainer.v1.GetHistoryResponse
-	(*AsOfRequest)(nil),           // 11: mlops.trainer.v1.AsOfRequest
-	(*AsOfResponse)(nil),          // 12: mlops.trainer.v1.AsOfResponse
-	nil,                           // 13: mlops.trainer.v1.RetrainRequest.ParamsEntry
-	nil,                           // 14: mlops.trainer.v1.RetrainResponse.MetricsEntry
-	nil,                           // 15: mlops.trainer.v1.RetrainResponse.ChampionMetricsEntry
-	nil,                           // 16: mlops.trainer.v1.ModelVersion.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(v1.Task)(0),                  // 18: mlops.events.v1.Task
-	(*v1.ModelEvent)(nil),         // 19: mlops.events.v1.ModelEvent
+	(*RetrainStreamRequest)(nil),  // 1: mlops.trainer.v1.RetrainStreamRequest
+	(*RetrainStreamResponse)(nil), // 2: mlops.trainer.v1.RetrainStreamResponse
+	(*RetrainResponse)(nil),       // 3: mlops.trainer.v1.RetrainResponse
+	(*ListModelsRequest)(nil),     // 4: mlops.trainer.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),    // 5: mlops.trainer.v1.ListModelsResponse
+	(*ModelVersion)(nil),          // 6: mlops.trainer.v1.ModelVersion
+	(*PromoteRequest)(nil),        // 7: mlops.trainer.v1.PromoteRequest
+	(*PromoteResponse)(nil),       // 8: mlops.trainer.v1.PromoteResponse
+	(*RollbackRequest)(nil),       // 9: mlops.trainer.v1.RollbackRequest
+	(*RollbackResponse)(nil),      // 10: mlops.trainer.v1.RollbackResponse
+	(*GetHistoryRequest)(nil),     // 11: mlops.trainer.v1.GetHistoryRequest
+	(*GetHistoryResponse)(nil),    // 12: mlops.trainer.v1.GetHistoryResponse
+	(*AsOfRequest)(nil),           // 13: mlops.trainer.v1.AsOfRequest
+	(*AsOfResponse)(nil),          // 14: mlops.trainer.v1.AsOfResponse
+	nil,                           // 15: mlops.trainer.v1.RetrainRequest.ParamsEntry
+	nil,                           // 16: mlops.trainer.v1.RetrainResponse.MetricsEntry
+	nil,                           // 17: mlops.trainer.v1.RetrainResponse.ChampionMetricsEntry
+	nil,                           // 18: mlops.trainer.v1.ModelVersion.MetricsEntry
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(v1.Task)(0),                  // 20: mlops.events.v1.Task
+	(*v1.ModelEvent)(nil),         // 21: mlops.events.v1.ModelEvent
 }
 var file_mlops_trainer_v1_trainer_service_proto_depIdxs = []int32{
-	13, // 0: mlops.trainer.v1.RetrainRequest.params:type_name -> mlops.trainer.v1.RetrainRequest.ParamsEntry
-	17, // 1: mlops.trainer.v1.RetrainRequest.data_from:type_name -> google.protobuf.Timestamp
-	17, // 2: mlops.trainer.v1.RetrainRequest.data_to:type_name -> google.protobuf.Timestamp
-	14, // 3: mlops.trainer.v1.RetrainResponse.metrics:type_name -> mlops.trainer.v1.RetrainResponse.MetricsEntry
-	15, // 4: mlops.trainer.v1.RetrainResponse.champion_metrics:type_name -> mlops.trainer.v1.RetrainResponse.ChampionMetricsEntry
-	4,  // 5: mlops.trainer.v1.ListModelsResponse.versions:type_name -> mlops.trainer.v1.ModelVersion
-	17, // 6: mlops.trainer.v1.ModelVersion.created_at:type_name -> google.protobuf.Timestamp
-	18, // 7: mlops.trainer.v1.ModelVersion.task:type_name -> mlops.events.v1.Task
-	16, // 8: mlops.trainer.v1.ModelVersion.metrics:type_name -> mlops.trainer.v1.ModelVersion.MetricsEntry
-	19, // 9: mlops.trainer.v1.PromoteResponse.event:type_name -> mlops.events.v1.ModelEvent
-	19, // 10: mlops.trainer.v1.RollbackResponse.event:type_name -> mlops.events.v1.ModelEvent
-	17, // 11: mlops.trainer.v1.GetHistoryRequest.since:type_name -> google.protobuf.Timestamp
-	19, // 12: mlops.trainer.v1.GetHistoryResponse.events:type_name -> mlops.events.v1.ModelEvent
-	17, // 13: mlops.trainer.v1.AsOfRequest.time:type_name -> google.protobuf.Timestamp
-	19, // 14: mlops.trainer.v1.AsOfResponse.since_event:type_name -> mlops.events.v1.ModelEvent
-	19, // 15: mlops.trainer.v1.AsOfResponse.until_event:type_name -> mlops.events.v1.ModelEvent
-	0,  // 16: mlops.trainer.v1.TrainerService.Retrain:input_type -> mlops.trainer.v1.RetrainRequest
-	2,  // 17: mlops.trainer.v1.TrainerService.ListModels:input_type -> mlops.trainer.v1.ListModelsRequest
-	5,  // 18: mlops.trainer.v1.TrainerService.Promote:input_type -> mlops.trainer.v1.PromoteRequest
-	7,  // 19: mlops.trainer.v1.TrainerService.Rollback:input_type -> mlops.trainer.v1.RollbackRequest
-	9,  // 20: mlops.trainer.v1.TrainerService.GetHistory:input_type -> mlops.trainer.v1.GetHistoryRequest
-	11, // 21: mlops.trainer.v1.TrainerService.AsOf:input_type -> mlops.trainer.v1.AsOfRequest
-	1,  // 22: mlops.trainer.v1.TrainerService.Retrain:output_type -> mlops.trainer.v1.RetrainResponse
-	3,  // 23: mlops.trainer.v1.TrainerService.ListModels:output_type -> mlops.trainer.v1.ListModelsResponse
-	6,  // 24: mlops.trainer.v1.TrainerService.Promote:output_type -> mlops.trainer.v1.PromoteResponse
-	8,  // 25: mlops.trainer.v1.TrainerService.Rollback:output_type -> mlops.trainer.v1.RollbackResponse
-	10, // 26: mlops.trainer.v1.TrainerService.GetHistory:output_type -> mlops.trainer.v1.GetHistoryResponse
-	12, // 27: mlops.trainer.v1.TrainerService.AsOf:output_type -> mlops.trainer.v1.AsOfResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 0: mlops.trainer.v1.RetrainRequest.params:type_name -> mlops.trainer.v1.RetrainRequest.ParamsEntry
+	19, // 1: mlops.trainer.v1.RetrainRequest.data_from:type_name -> google.protobuf.Timestamp
+	19, // 2: mlops.trainer.v1.RetrainRequest.data_to:type_name -> google.protobuf.Timestamp
+	20, // 3: mlops.trainer.v1.RetrainRequest.task:type_name -> mlops.events.v1.Task
+	0,  // 4: mlops.trainer.v1.RetrainStreamRequest.request:type_name -> mlops.trainer.v1.RetrainRequest
+	3,  // 5: mlops.trainer.v1.RetrainStreamResponse.result:type_name -> mlops.trainer.v1.RetrainResponse
+	16, // 6: mlops.trainer.v1.RetrainResponse.metrics:type_name -> mlops.trainer.v1.RetrainResponse.MetricsEntry
+	17, // 7: mlops.trainer.v1.RetrainResponse.champion_metrics:type_name -> mlops.trainer.v1.RetrainResponse.ChampionMetricsEntry
+	6,  // 8: mlops.trainer.v1.ListModelsResponse.versions:type_name -> mlops.trainer.v1.ModelVersion
+	19, // 9: mlops.trainer.v1.ModelVersion.created_at:type_name -> google.protobuf.Timestamp
+	20, // 10: mlops.trainer.v1.ModelVersion.task:type_name -> mlops.events.v1.Task
+	18, // 11: mlops.trainer.v1.ModelVersion.metrics:type_name -> mlops.trainer.v1.ModelVersion.MetricsEntry
+	21, // 12: mlops.trainer.v1.PromoteResponse.event:type_name -> mlops.events.v1.ModelEvent
+	21, // 13: mlops.trainer.v1.RollbackResponse.event:type_name -> mlops.events.v1.ModelEvent
+	19, // 14: mlops.trainer.v1.GetHistoryRequest.since:type_name -> google.protobuf.Timestamp
+	21, // 15: mlops.trainer.v1.GetHistoryResponse.events:type_name -> mlops.events.v1.ModelEvent
+	19, // 16: mlops.trainer.v1.AsOfRequest.time:type_name -> google.protobuf.Timestamp
+	21, // 17: mlops.trainer.v1.AsOfResponse.since_event:type_name -> mlops.events.v1.ModelEvent
+	21, // 18: mlops.trainer.v1.AsOfResponse.until_event:type_name -> mlops.events.v1.ModelEvent
+	0,  // 19: mlops.trainer.v1.TrainerService.Retrain:input_type -> mlops.trainer.v1.RetrainRequest
+	1,  // 20: mlops.trainer.v1.TrainerService.RetrainStream:input_type -> mlops.trainer.v1.RetrainStreamRequest
+	4,  // 21: mlops.trainer.v1.TrainerService.ListModels:input_type -> mlops.trainer.v1.ListModelsRequest
+	7,  // 22: mlops.trainer.v1.TrainerService.Promote:input_type -> mlops.trainer.v1.PromoteRequest
+	9,  // 23: mlops.trainer.v1.TrainerService.Rollback:input_type -> mlops.trainer.v1.RollbackRequest
+	11, // 24: mlops.trainer.v1.TrainerService.GetHistory:input_type -> mlops.trainer.v1.GetHistoryRequest
+	13, // 25: mlops.trainer.v1.TrainerService.AsOf:input_type -> mlops.trainer.v1.AsOfRequest
+	3,  // 26: mlops.trainer.v1.TrainerService.Retrain:output_type -> mlops.trainer.v1.RetrainResponse
+	2,  // 27: mlops.trainer.v1.TrainerService.RetrainStream:output_type -> mlops.trainer.v1.RetrainStreamResponse
+	5,  // 28: mlops.trainer.v1.TrainerService.ListModels:output_type -> mlops.trainer.v1.ListModelsResponse
+	8,  // 29: mlops.trainer.v1.TrainerService.Promote:output_type -> mlops.trainer.v1.PromoteResponse
+	10, // 30: mlops.trainer.v1.TrainerService.Rollback:output_type -> mlops.trainer.v1.RollbackResponse
+	12, // 31: mlops.trainer.v1.TrainerService.GetHistory:output_type -> mlops.trainer.v1.GetHistoryResponse
+	14, // 32: mlops.trainer.v1.TrainerService.AsOf:output_type -> mlops.trainer.v1.AsOfResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_mlops_trainer_v1_trainer_service_proto_init() }
@@ -1176,7 +1387,7 @@ func file_mlops_trainer_v1_trainer_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlops_trainer_v1_trainer_service_proto_rawDesc), len(file_mlops_trainer_v1_trainer_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

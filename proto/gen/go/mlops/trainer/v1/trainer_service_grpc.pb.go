@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TrainerService_Retrain_FullMethodName    = "/mlops.trainer.v1.TrainerService/Retrain"
-	TrainerService_ListModels_FullMethodName = "/mlops.trainer.v1.TrainerService/ListModels"
-	TrainerService_Promote_FullMethodName    = "/mlops.trainer.v1.TrainerService/Promote"
-	TrainerService_Rollback_FullMethodName   = "/mlops.trainer.v1.TrainerService/Rollback"
-	TrainerService_GetHistory_FullMethodName = "/mlops.trainer.v1.TrainerService/GetHistory"
-	TrainerService_AsOf_FullMethodName       = "/mlops.trainer.v1.TrainerService/AsOf"
+	TrainerService_Retrain_FullMethodName       = "/mlops.trainer.v1.TrainerService/Retrain"
+	TrainerService_RetrainStream_FullMethodName = "/mlops.trainer.v1.TrainerService/RetrainStream"
+	TrainerService_ListModels_FullMethodName    = "/mlops.trainer.v1.TrainerService/ListModels"
+	TrainerService_Promote_FullMethodName       = "/mlops.trainer.v1.TrainerService/Promote"
+	TrainerService_Rollback_FullMethodName      = "/mlops.trainer.v1.TrainerService/Rollback"
+	TrainerService_GetHistory_FullMethodName    = "/mlops.trainer.v1.TrainerService/GetHistory"
+	TrainerService_AsOf_FullMethodName          = "/mlops.trainer.v1.TrainerService/AsOf"
 )
 
 // TrainerServiceClient is the client API for TrainerService service.
@@ -39,6 +40,10 @@ type TrainerServiceClient interface {
 	// It blocks until done (minutes): callers set a long deadline. A retrain
 	// already running for the model makes the call fail with ABORTED.
 	Retrain(ctx context.Context, in *RetrainRequest, opts ...grpc.CallOption) (*RetrainResponse, error)
+	// RetrainStream is Retrain reporting progress: zero or more progress
+	// messages (stage, boosting round) and, last, one message whose result is
+	// set. Errors and authorization are as for Retrain.
+	RetrainStream(ctx context.Context, in *RetrainStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RetrainStreamResponse], error)
 	// ListModels lists registered versions, newest first.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// Promote moves an alias (champion by default) to a version.
@@ -70,6 +75,25 @@ func (c *trainerServiceClient) Retrain(ctx context.Context, in *RetrainRequest, 
 	}
 	return out, nil
 }
+
+func (c *trainerServiceClient) RetrainStream(ctx context.Context, in *RetrainStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RetrainStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &TrainerService_ServiceDesc.Streams[0], TrainerService_RetrainStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RetrainStreamRequest, RetrainStreamResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrainerService_RetrainStreamClient = grpc.ServerStreamingClient[RetrainStreamResponse]
 
 func (c *trainerServiceClient) ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -133,6 +157,10 @@ type TrainerServiceServer interface {
 	// It blocks until done (minutes): callers set a long deadline. A retrain
 	// already running for the model makes the call fail with ABORTED.
 	Retrain(context.Context, *RetrainRequest) (*RetrainResponse, error)
+	// RetrainStream is Retrain reporting progress: zero or more progress
+	// messages (stage, boosting round) and, last, one message whose result is
+	// set. Errors and authorization are as for Retrain.
+	RetrainStream(*RetrainStreamRequest, grpc.ServerStreamingServer[RetrainStreamResponse]) error
 	// ListModels lists registered versions, newest first.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// Promote moves an alias (champion by default) to a version.
@@ -157,6 +185,9 @@ type UnimplementedTrainerServiceServer struct{}
 
 func (UnimplementedTrainerServiceServer) Retrain(context.Context, *RetrainRequest) (*RetrainResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Retrain not implemented")
+}
+func (UnimplementedTrainerServiceServer) RetrainStream(*RetrainStreamRequest, grpc.ServerStreamingServer[RetrainStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method RetrainStream not implemented")
 }
 func (UnimplementedTrainerServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
@@ -211,6 +242,17 @@ func _TrainerService_Retrain_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _TrainerService_RetrainStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RetrainStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TrainerServiceServer).RetrainStream(m, &grpc.GenericServerStream[RetrainStreamRequest, RetrainStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type TrainerService_RetrainStreamServer = grpc.ServerStreamingServer[RetrainStreamResponse]
 
 func _TrainerService_ListModels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListModelsRequest)
@@ -334,6 +376,12 @@ var TrainerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _TrainerService_AsOf_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "RetrainStream",
+			Handler:       _TrainerService_RetrainStream_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mlops/trainer/v1/trainer_service.proto",
 }
