@@ -1,0 +1,237 @@
+package trainer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+)
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		task        featurespec.Task
+		challenger  map[string]float64
+		champion    map[string]float64
+		hasChampion bool
+		margin      float64
+		want        bool
+	}{
+		{name: "first version", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.6}, want: true},
+		{name: "auc wins by more than margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.95}, champion: map[string]float64{"auc": 0.93}, hasChampion: true, margin: 0.01, want: true},
+		{name: "auc wins by less than margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.935}, champion: map[string]float64{"auc": 0.93}, hasChampion: true, margin: 0.01},
+		{name: "auc equal, zero margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.93}, champion: map[string]float64{"auc": 0.93}, hasChampion: true},
+		{name: "auc worse", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.7}, champion: map[string]float64{"auc": 0.93}, hasChampion: true},
+		{name: "mse lower wins", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.10}, champion: map[string]float64{"mse": 0.12}, hasChampion: true, margin: 0.01, want: true},
+		{name: "mse lower within margin", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.115}, champion: map[string]float64{"mse": 0.12}, hasChampion: true, margin: 0.01},
+		{name: "mse higher", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.2}, champion: map[string]float64{"mse": 0.12}, hasChampion: true},
+		{name: "challenger without metric", task: featurespec.TaskBinary, challenger: map[string]float64{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d := Decide(tt.task, tt.challenger, tt.champion, tt.hasChampion, tt.margin)
+			if d.Promote != tt.want || d.Reason == "" {
+				t.Errorf("Decide() = %+v, want promote %v with a reason", d, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitByTime(t *testing.T) {
+	t.Parallel()
+	// 20 rows with shuffled event times; feature 0 carries the time so rows can be traced.
+	spec := featurespec.Fraud()
+	w := spec.Len()
+	times := []int64{5, 3, 19, 0, 7, 12, 1, 18, 9, 2, 15, 4, 11, 6, 17, 8, 14, 10, 16, 13}
+	d := &Dataset{Spec: spec, X: make([]float64, len(times)*w), Y: make([]float64, len(times)), EventTimes: times, Amounts: make([]float64, len(times))}
+	for i, tm := range times {
+		d.X[i*w] = float64(tm)
+		d.Amounts[i] = float64(tm)
+	}
+	s, err := SplitByTime(d, 0.7, 0.15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []int{s.Train.Rows(), s.Valid.Rows(), s.Holdout.Rows()}; !cmp.Equal(got, []int{14, 3, 3}) {
+		t.Fatalf("split sizes = %v, want [14 3 3]", got)
+	}
+	var all []int64
+	for _, part := range []*Dataset{s.Train, s.Valid, s.Holdout} {
+		for i, tm := range part.EventTimes {
+			if part.X[i*w] != float64(tm) || part.Amounts[i] != float64(tm) {
+				t.Errorf("row with time %d carries feature %v amount %v: rows were mixed up", tm, part.X[i*w], part.Amounts[i])
+			}
+		}
+		all = append(all, part.EventTimes...)
+	}
+	for i := range all {
+		if all[i] != int64(i) {
+			t.Fatalf("event times across train|valid|holdout = %v, want 0..19 in order", all)
+		}
+	}
+	if _, err := SplitByTime(&Dataset{Spec: spec, X: make([]float64, 2*w), Y: make([]float64, 2), EventTimes: []int64{1, 2}}, 0.7, 0.15); !errors.Is(err, ErrNoData) {
+		t.Errorf("SplitByTime(2 rows) = %v, want ErrNoData", err)
+	}
+}
+
+func TestDatasetFilter(t *testing.T) {
+	t.Parallel()
+	spec := featurespec.Fraud()
+	w := spec.Len()
+	d := &Dataset{Spec: spec, X: make([]float64, 10*w), Y: make([]float64, 10), EventTimes: make([]int64, 10)}
+	for i := range 10 {
+		d.EventTimes[i] = time.Unix(int64(i), 0).UnixNano()
+		d.X[i*w] = float64(i)
+	}
+	got := d.filter(DataQuery{From: time.Unix(2, 0), To: time.Unix(8, 0), MaxRows: 3})
+	want := []float64{5, 6, 7} // rows 2..7, newest three
+	var firsts []float64
+	for i := range got.Rows() {
+		firsts = append(firsts, got.X[i*w])
+	}
+	if diff := cmp.Diff(want, firsts); diff != "" {
+		t.Errorf("filter rows (-want +got):\n%s", diff)
+	}
+}
+
+func TestBuildParams(t *testing.T) {
+	t.Parallel()
+	tp, err := BuildParams(featurespec.TaskBinary, 500, 30, map[string]string{"num_iterations": "7", "num_leaves": "15", "early_stopping_round": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.NumRounds != 7 || tp.EarlyStopping != 0 || tp.Booster["num_leaves"] != "15" || tp.Booster["objective"] != "binary" {
+		t.Errorf("BuildParams = %+v", tp)
+	}
+	if _, ok := tp.Booster["num_iterations"]; ok {
+		t.Error("num_iterations must not be passed to LightGBM (Train's NumRounds decides)")
+	}
+	for _, bad := range []map[string]string{{"objective": "poisson"}, {"num_leaves": "-1"}, {"learning_rate": "fast"}} {
+		if _, err := BuildParams(featurespec.TaskBinary, 500, 30, bad); !errors.Is(err, ErrInvalidParams) {
+			t.Errorf("BuildParams(%v) = %v, want ErrInvalidParams", bad, err)
+		}
+	}
+	reg, err := BuildParams(featurespec.TaskRegression, 10, 0, nil)
+	if err != nil || reg.Booster["objective"] != "regression" {
+		t.Errorf("regression params = %+v, %v", reg, err)
+	}
+}
+
+func TestGainImportance(t *testing.T) {
+	t.Parallel()
+	model := "tree\nversion=v4\nTree=0\nnum_leaves=3\nsplit_feature=2 0\nsplit_gain=10.5 2\n\nTree=1\nsplit_feature=2\nsplit_gain=1.5\n"
+	got, err := GainImportance(model, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]float64{2, 0, 12}, got); diff != "" {
+		t.Errorf("GainImportance (-want +got):\n%s", diff)
+	}
+	if _, err := GainImportance("split_feature=0 1\nsplit_gain=1\n", 2); err == nil {
+		t.Error("GainImportance with mismatched lines = nil error")
+	}
+}
+
+func ev(typ eventsv1.ModelEventType, model, alias, from, to string, at time.Time) *eventsv1.ModelEvent {
+	return &eventsv1.ModelEvent{Type: typ, ModelName: model, Alias: alias, FromVersion: from, ToVersion: to, EventTime: ts(at)}
+}
+
+func TestAsOf(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	const p, r, reg = eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED, eventsv1.ModelEventType_MODEL_EVENT_TYPE_ROLLED_BACK, eventsv1.ModelEventType_MODEL_EVENT_TYPE_REGISTERED
+	events := []*eventsv1.ModelEvent{
+		ev(p, "m", "champion", "2", "3", at(20)), // out of order on purpose
+		ev(reg, "m", "", "", "1", at(0)),
+		ev(p, "m", "champion", "", "1", at(1)),
+		ev(p, "m", "champion", "1", "2", at(10)),
+		ev(p, "other", "champion", "", "9", at(5)),
+		ev(p, "m", "challenger", "", "3", at(15)),
+		ev(r, "m", "champion", "3", "2", at(30)),
+	}
+	tests := []struct {
+		name      string
+		alias     string
+		t         time.Time
+		want      string
+		wantUntil string
+	}{
+		{name: "before any", alias: "champion", t: at(0)},
+		{name: "at first promotion", alias: "champion", t: at(1), want: "1", wantUntil: "2"},
+		{name: "between", alias: "champion", t: at(12), want: "2", wantUntil: "3"},
+		{name: "after promotion to 3", alias: "champion", t: at(25), want: "3", wantUntil: "2"},
+		{name: "after rollback", alias: "champion", t: at(40), want: "2"},
+		{name: "other alias", alias: "challenger", t: at(16), want: "3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := AsOf(events, "m", tt.alias, tt.t)
+			if got.Version != tt.want || got.Found != (tt.want != "") {
+				t.Errorf("AsOf(%v) = %q found %v, want %q", tt.t, got.Version, got.Found, tt.want)
+			}
+			if until := got.Until.GetToVersion(); until != tt.wantUntil {
+				t.Errorf("AsOf(%v).Until = %q, want %q", tt.t, until, tt.wantUntil)
+			}
+		})
+	}
+}
+
+func TestRollbackTarget(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	const p = eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED
+	history := []*eventsv1.ModelEvent{ev(p, "m", "champion", "", "1", t0), ev(p, "m", "champion", "1", "2", t0.Add(time.Second))}
+	tests := []struct {
+		name    string
+		events  []*eventsv1.ModelEvent
+		current string
+		to      string
+		want    string
+		wantErr bool
+	}{
+		{name: "previous champion", events: history, current: "2", want: "1"},
+		{name: "explicit", events: history, current: "2", to: "7", want: "7"},
+		{name: "explicit is current", events: history, current: "2", to: "2", wantErr: true},
+		{name: "first champion", events: history[:1], current: "1", wantErr: true},
+		{name: "no history", current: "1", wantErr: true},
+		{name: "audit disagrees with registry", events: history, current: "5", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := RollbackTarget(tt.events, "m", tt.current, tt.to)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("RollbackTarget = %q, %v; want %q, error %v", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrPrecondition) {
+				t.Errorf("error %v does not match ErrPrecondition", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	t.Parallel()
+	c, err := ParseConfig(nil, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Threshold != 0.8 || c.GRPCAddr != "127.0.0.1:50056" || c.Kafka.Topics[0] != "drift.events" || c.ModelEventsTopic != "model.events" {
+		t.Errorf("defaults = %+v", c)
+	}
+	_, err = ParseConfig([]string{"-threshold=1.5", "-promotion.margin=-1", "-data.sim-rows=10"}, func(string) string { return "" })
+	for _, want := range []string{"threshold", "margin", "rows"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseConfig(bad) = %v, want it to mention %q", err, want)
+		}
+	}
+}
