@@ -1,0 +1,313 @@
+package features
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/services/features/internal/store"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+)
+
+// ErrConflict is returned (wrapped, transient) for a transaction whose account kept changing
+// under the service: every compare-and-set attempt lost against another writer.
+var ErrConflict = errors.New("account state changed concurrently")
+
+// maxCASAttempts bounds the load-compute-commit rounds of one batch before the losing
+// accounts are reported as transient failures (the consumer loop then retries them).
+const maxCASAttempts = 5
+
+// item is one transaction on its way through apply.
+type item struct {
+	tx *eventsv1.Transaction
+	in featurespec.Input
+	// traceparent and tracestate to put into a newly computed vector.
+	traceparent, tracestate string
+
+	// value is the encoded FeatureVector (new or stored), replay whether it was stored.
+	value  []byte
+	replay bool
+	// err is the item's failure: permanent (kafkaio.Permanent) or transient.
+	err error
+}
+
+// account groups the items of one account, in input order.
+type account struct {
+	id    string
+	items []*item
+}
+
+// HandleBatch is the kafkaio.BatchHandler of tx.validated: it decodes and validates each
+// Transaction, loads the state of every account of the batch from Redis in one pipelined
+// round trip, computes the fraud vectors in order (featurespec.Step), writes all states back
+// in a second round trip (compare-and-set per account) and returns one FeatureVector record
+// per transaction for the output topic, keyed by account id, with the input's trace context.
+//
+// Undecodable and invalid transactions fail permanently (dead-letter reasons decode and
+// validation), as do the transactions of an account whose stored state cannot be decoded
+// (reason permanent; an operator must repair the key). Redis being unreachable is a
+// transient batch error. A transaction already applied (a redelivery) is not applied again:
+// the vector stored for it is returned, byte for byte the one published the first time.
+func (s *Server) HandleBatch(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
+	results := make([]kafkaio.Result, len(msgs))
+	items := make([]*item, len(msgs))
+	valid := make([]*item, 0, len(msgs))
+	for i := range msgs {
+		it, err := decodeRecord(&msgs[i])
+		if err != nil {
+			s.m.invalid.Inc()
+			results[i].Err = err
+			continue
+		}
+		items[i] = it
+		valid = append(valid, it)
+	}
+	if err := s.apply(ctx, valid); err != nil {
+		return nil, err
+	}
+	for i, it := range items {
+		if it == nil {
+			continue
+		}
+		if it.err != nil {
+			results[i].Err = it.err
+			if !kafkaio.IsPermanent(it.err) {
+				return results[:i+1], nil // the rest is handed back after a backoff
+			}
+			continue
+		}
+		tp, ts := it.traceparent, it.tracestate
+		if it.replay {
+			tp, ts = traceOf(it.value)
+		}
+		parent := make([]kafka.Header, 0, 2)
+		if tp != "" {
+			parent = append(parent, kafka.Header{Key: kafkaio.HeaderTraceparent, Value: []byte(tp)})
+			if ts != "" {
+				parent = append(parent, kafka.Header{Key: kafkaio.HeaderTracestate, Value: []byte(ts)})
+			}
+		}
+		results[i].Output = []kafka.Message{
+			kafkaio.NewRecord(s.cfg.OutputTopic, []byte(it.tx.GetAccountId()), it.value, kafkaio.ContentTypeProtobuf, parent),
+		}
+	}
+	return results, nil
+}
+
+// decodeRecord decodes and validates one tx.validated record.
+func decodeRecord(m *kafka.Message) (*item, error) {
+	if ct, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderContentType); ok && string(ct) != kafkaio.ContentTypeProtobuf {
+		return nil, kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("content type %q at offset %d: want %s", ct, m.Offset, kafkaio.ContentTypeProtobuf))
+	}
+	tx := &eventsv1.Transaction{}
+	if err := proto.Unmarshal(m.Value, tx); err != nil {
+		return nil, kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("decode Transaction at offset %d: %w", m.Offset, err))
+	}
+	in, err := InputFromTransaction(tx)
+	if err != nil {
+		return nil, kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
+	}
+	it := &item{tx: tx, in: in}
+	if tp, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTraceparent); ok && kafkaio.ValidTraceparent(tp) {
+		it.traceparent = string(tp)
+		if ts, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTracestate); ok {
+			it.tracestate = string(ts)
+		}
+	} else {
+		it.traceparent = string(kafkaio.NewTraceparent())
+	}
+	return it, nil
+}
+
+// apply computes the vectors of items and folds the new transactions into their accounts'
+// state, idempotently: per account it loads the state and the stored vectors of the items'
+// transaction ids, answers already-applied transactions (stored, or earlier in items) with
+// their stored vector, steps the state through the others in order, and commits state and
+// vectors with a compare-and-set on the account's version, reloading and recomputing the
+// accounts whose commit lost a race. Each item ends with value set or err set. apply returns
+// an error (transient) only when Redis fails; some accounts may then have been committed,
+// which a retry finds out.
+func (s *Server) apply(ctx context.Context, items []*item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	var todo []*account
+	byID := make(map[string]*account, len(items))
+	for _, it := range items {
+		a := byID[it.tx.GetAccountId()]
+		if a == nil {
+			a = &account{id: it.tx.GetAccountId()}
+			byID[a.id] = a
+			todo = append(todo, a)
+		}
+		a.items = append(a.items, it)
+	}
+	out := make([]float64, featurespec.FraudLen)
+	for attempt := 0; attempt < maxCASAttempts && len(todo) > 0; attempt++ {
+		reqs := make([]store.LoadRequest, len(todo))
+		for k, a := range todo {
+			ids := make([]string, len(a.items))
+			for j, it := range a.items {
+				ids[j] = it.tx.GetTransactionId()
+			}
+			reqs[k] = store.LoadRequest{Account: a.id, TxIDs: ids}
+		}
+		snaps := make([]store.Snapshot, len(todo))
+		if err := s.store.Load(ctx, reqs, snaps); err != nil {
+			return err
+		}
+		writes := make([]store.Write, 0, len(todo))
+		written := make([]*account, 0, len(todo))
+		for k, a := range todo {
+			w, err := s.step(a, &snaps[k], out)
+			if err != nil {
+				return err
+			}
+			if len(w.TxIDs) > 0 {
+				writes = append(writes, w)
+				written = append(written, a)
+			}
+		}
+		applied, err := s.store.Commit(ctx, writes)
+		if err != nil {
+			return err
+		}
+		todo = todo[:0]
+		for i, ok := range applied {
+			if !ok {
+				s.m.conflicts.Inc()
+				todo = append(todo, written[i])
+			}
+		}
+	}
+	for _, a := range todo {
+		for _, it := range a.items {
+			it.value, it.err = nil, fmt.Errorf("account %q, transaction %q: %w after %d attempts", a.id, it.tx.GetTransactionId(), ErrConflict, maxCASAttempts)
+		}
+	}
+	for _, it := range items {
+		if it.err == nil && it.replay {
+			s.m.replays.Inc()
+		}
+	}
+	return nil
+}
+
+// step computes a's items against snap (mutating snap.State) and returns the write that
+// commits the new transactions (none when every item was a replay or failed).
+func (s *Server) step(a *account, snap *store.Snapshot, out []float64) (store.Write, error) {
+	w := store.Write{Account: a.id, Version: snap.Version, State: &snap.State}
+	if snap.Err != nil {
+		s.m.badState.Inc()
+		s.logger.Error("account state in redis cannot be decoded; its transactions go to the dlq", "account", a.id, "err", snap.Err)
+		for _, it := range a.items {
+			it.value, it.replay, it.err = nil, false, kafkaio.Permanent(snap.Err)
+		}
+		return w, nil
+	}
+	now := s.now()
+	for j, it := range a.items {
+		it.value, it.replay, it.err = nil, false, nil
+		if v := snap.Vectors[j]; v != nil {
+			it.value, it.replay = v, true
+			continue
+		}
+		if prev := earlier(a.items[:j], it.tx.GetTransactionId()); prev != nil {
+			it.value, it.replay = prev.value, true
+			continue
+		}
+		start := time.Now()
+		err := featurespec.Step(&snap.State, it.in, out)
+		s.m.compute.Observe(time.Since(start).Seconds())
+		if err != nil {
+			it.err = kafkaio.PermanentReason(kafkaio.ReasonValidation, fmt.Errorf("transaction %q: %w", it.tx.GetTransactionId(), err))
+			continue
+		}
+		v, err := s.encodeVector(it, out, now)
+		if err != nil {
+			return store.Write{}, err
+		}
+		it.value = v
+		w.TxIDs = append(w.TxIDs, it.tx.GetTransactionId())
+		w.Vectors = append(w.Vectors, v)
+	}
+	return w, nil
+}
+
+// earlier returns the first of items with transaction id tx that has a value, or nil.
+func earlier(items []*item, tx string) *item {
+	for _, it := range items {
+		if it.value != nil && it.tx.GetTransactionId() == tx {
+			return it
+		}
+	}
+	return nil
+}
+
+// vector builds the FeatureVector of it with values (copied).
+func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.FeatureVector {
+	fv := &eventsv1.FeatureVector{
+		EventId:       newEventID(),
+		EventTime:     it.tx.GetEventTime(),
+		TransactionId: it.tx.GetTransactionId(),
+		AccountId:     it.tx.GetAccountId(),
+		SpecName:      s.spec.Name,
+		SpecVersion:   s.specVersion,
+		Values:        append([]float64(nil), values...),
+		ComputedAt:    timestamppb.New(now),
+		Amount:        it.tx.GetAmount(),
+		Currency:      it.tx.GetCurrency(),
+		IngestedAt:    it.tx.GetIngestedAt(),
+	}
+	if it.traceparent != "" {
+		fv.Trace = &eventsv1.TraceContext{Traceparent: it.traceparent, Tracestate: it.tracestate}
+	}
+	return fv
+}
+
+// encodeVector returns the protobuf encoding of it's vector.
+func (s *Server) encodeVector(it *item, values []float64, now time.Time) ([]byte, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(s.vector(it, values, now))
+	if err != nil {
+		return nil, fmt.Errorf("encode FeatureVector of transaction %q: %w", it.tx.GetTransactionId(), err)
+	}
+	return b, nil
+}
+
+// traceOf returns the trace context stored in an encoded FeatureVector ("" when it has none
+// or does not decode).
+func traceOf(value []byte) (traceparent, tracestate string) {
+	var fv eventsv1.FeatureVector
+	if proto.Unmarshal(value, &fv) != nil {
+		return "", ""
+	}
+	return fv.GetTrace().GetTraceparent(), fv.GetTrace().GetTracestate()
+}
+
+// newEventID returns a random (version 4) UUID in its canonical text form.
+func newEventID() string {
+	var b [16]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := range 8 {
+		b[i], b[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hexdigits = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hexdigits[c>>4], hexdigits[c&0x0f])
+	}
+	return string(out)
+}
