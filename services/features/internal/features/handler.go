@@ -255,17 +255,18 @@ func earlier(items []*item, tx string) *item {
 // vector builds the FeatureVector of it with values (copied).
 func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.FeatureVector {
 	fv := &eventsv1.FeatureVector{
-		EventId:       newEventID(),
-		EventTime:     it.tx.GetEventTime(),
-		TransactionId: it.tx.GetTransactionId(),
-		AccountId:     it.tx.GetAccountId(),
-		SpecName:      s.spec.Name,
-		SpecVersion:   s.specVersion,
-		Values:        append([]float64(nil), values...),
-		ComputedAt:    timestamppb.New(now),
-		Amount:        it.tx.GetAmount(),
-		Currency:      it.tx.GetCurrency(),
-		IngestedAt:    it.tx.GetIngestedAt(),
+		EventId:         newEventID(),
+		EventTime:       it.tx.GetEventTime(),
+		TransactionId:   it.tx.GetTransactionId(),
+		AccountId:       it.tx.GetAccountId(),
+		SpecName:        s.spec.Name,
+		SpecVersion:     s.specVersion,
+		SpecFingerprint: s.specFingerprint,
+		Values:          append([]float64(nil), values...),
+		ComputedAt:      timestamppb.New(now),
+		Amount:          it.tx.GetAmount(),
+		Currency:        it.tx.GetCurrency(),
+		IngestedAt:      it.tx.GetIngestedAt(),
 	}
 	if it.traceparent != "" {
 		fv.Trace = &eventsv1.TraceContext{Traceparent: it.traceparent, Tracestate: it.tracestate}

@@ -118,8 +118,8 @@ func TestHandleBatchComputesSpecVectors(t *testing.T) {
 		if err := spec.CheckVector(fv.GetValues()); err != nil {
 			t.Errorf("record %d: %v", i, err)
 		}
-		if fv.GetSpecName() != spec.Name || fv.GetSpecVersion() != strconv.Itoa(spec.Version) {
-			t.Errorf("record %d: spec %s/%s", i, fv.GetSpecName(), fv.GetSpecVersion())
+		if fv.GetSpecName() != spec.Name || fv.GetSpecVersion() != strconv.Itoa(spec.Version) || fv.GetSpecFingerprint() != spec.Fingerprint() {
+			t.Errorf("record %d: spec %s/%s/%s", i, fv.GetSpecName(), fv.GetSpecVersion(), fv.GetSpecFingerprint())
 		}
 		if fv.GetTransactionId() != txs[i].GetTransactionId() || fv.GetAccountId() != txs[i].GetAccountId() ||
 			fv.GetAmount() != txs[i].GetAmount() || fv.GetCurrency() != txs[i].GetCurrency() ||

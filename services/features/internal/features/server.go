@@ -39,9 +39,11 @@ type Server struct {
 	store       *store.Store
 	spec        featurespec.Spec
 	specVersion string
-	specProto   *featuresv1.FeatureSpec
-	m           *metrics
-	now         func() time.Time
+	// specFingerprint is spec.Fingerprint(), computed once.
+	specFingerprint string
+	specProto       *featuresv1.FeatureSpec
+	m               *metrics
+	now             func() time.Time
 }
 
 // New returns the features server on the Redis client rdb (which the caller closes after the
@@ -50,15 +52,16 @@ type Server struct {
 func New(cfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	spec := featurespec.Fraud()
 	s := &Server{
-		cfg:         cfg,
-		logger:      logger,
-		store:       store.New(rdb, store.Options{Prefix: cfg.RedisPrefix, Window: cfg.ReplayWindow, TTL: cfg.StateTTL}, reg),
-		spec:        spec,
-		specVersion: strconv.Itoa(spec.Version),
-		m:           newMetrics(reg),
-		now:         time.Now,
+		cfg:             cfg,
+		logger:          logger,
+		store:           store.New(rdb, store.Options{Prefix: cfg.RedisPrefix, Window: cfg.ReplayWindow, TTL: cfg.StateTTL}, reg),
+		spec:            spec,
+		specVersion:     strconv.Itoa(spec.Version),
+		specFingerprint: spec.Fingerprint(),
+		m:               newMetrics(reg),
+		now:             time.Now,
 	}
-	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.specVersion}
+	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.specVersion, Fingerprint: s.specFingerprint}
 	for _, f := range spec.Features {
 		s.specProto.Features = append(s.specProto.Features, &featuresv1.Feature{Name: f.Name, Description: f.Description})
 	}

@@ -61,7 +61,7 @@ func TestGetFeatureSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := featurespec.Fraud()
-	want := &featuresv1.FeatureSpec{Name: "fraud", Version: "1"}
+	want := &featuresv1.FeatureSpec{Name: "fraud", Version: "1", Fingerprint: spec.Fingerprint()}
 	for _, f := range spec.Features {
 		want.Features = append(want.Features, &featuresv1.Feature{Name: f.Name, Description: f.Description})
 	}

@@ -61,9 +61,13 @@ type FeatureVector struct {
 	Trace *TraceContext `protobuf:"bytes,12,opt,name=trace,proto3" json:"trace,omitempty"`
 	// ingested_at copies Transaction.ingested_at, so scoring can report
 	// end-to-end latency.
-	IngestedAt    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=ingested_at,json=ingestedAt,proto3" json:"ingested_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IngestedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=ingested_at,json=ingestedAt,proto3" json:"ingested_at,omitempty"`
+	// spec_fingerprint identifies the exact feature spec (names, order, types)
+	// the values follow, e.g. "fraud-v1-be5545aef54e1595"; scoring refuses a
+	// vector whose fingerprint differs from its model's.
+	SpecFingerprint string `protobuf:"bytes,14,opt,name=spec_fingerprint,json=specFingerprint,proto3" json:"spec_fingerprint,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *FeatureVector) Reset() {
@@ -187,11 +191,18 @@ func (x *FeatureVector) GetIngestedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *FeatureVector) GetSpecFingerprint() string {
+	if x != nil {
+		return x.SpecFingerprint
+	}
+	return ""
+}
+
 var File_mlops_events_v1_feature_vector_proto protoreflect.FileDescriptor
 
 const file_mlops_events_v1_feature_vector_proto_rawDesc = "" +
 	"\n" +
-	"$mlops/events/v1/feature_vector.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#mlops/events/v1/trace_context.proto\"\xfc\x03\n" +
+	"$mlops/events/v1/feature_vector.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#mlops/events/v1/trace_context.proto\"\xa7\x04\n" +
 	"\rFeatureVector\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x129\n" +
 	"\n" +
@@ -210,7 +221,8 @@ const file_mlops_events_v1_feature_vector_proto_rawDesc = "" +
 	"\bcurrency\x18\v \x01(\tR\bcurrency\x123\n" +
 	"\x05trace\x18\f \x01(\v2\x1d.mlops.events.v1.TraceContextR\x05trace\x12;\n" +
 	"\vingested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"ingestedAtBHZFgithub.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1;eventsv1b\x06proto3"
+	"ingestedAt\x12)\n" +
+	"\x10spec_fingerprint\x18\x0e \x01(\tR\x0fspecFingerprintBHZFgithub.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mlops_events_v1_feature_vector_proto_rawDescOnce sync.Once

@@ -229,7 +229,9 @@ type FeatureSpec struct {
 	// version.
 	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// features in vector order.
-	Features      []*Feature `protobuf:"bytes,3,rep,name=features,proto3" json:"features,omitempty"`
+	Features []*Feature `protobuf:"bytes,3,rep,name=features,proto3" json:"features,omitempty"`
+	// fingerprint identifies the spec exactly (see FeatureVector.spec_fingerprint).
+	Fingerprint   string `protobuf:"bytes,4,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,6 +285,13 @@ func (x *FeatureSpec) GetFeatures() []*Feature {
 		return x.Features
 	}
 	return nil
+}
+
+func (x *FeatureSpec) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
 }
 
 // Feature describes one feature of a spec.
@@ -363,11 +372,12 @@ const file_mlops_features_v1_feature_service_proto_rawDesc = "" +
 	"\x06vector\x18\x01 \x01(\v2\x1e.mlops.events.v1.FeatureVectorR\x06vector\"\x17\n" +
 	"\x15GetFeatureSpecRequest\"L\n" +
 	"\x16GetFeatureSpecResponse\x122\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1e.mlops.features.v1.FeatureSpecR\x04spec\"s\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1e.mlops.features.v1.FeatureSpecR\x04spec\"\x95\x01\n" +
 	"\vFeatureSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x126\n" +
-	"\bfeatures\x18\x03 \x03(\v2\x1a.mlops.features.v1.FeatureR\bfeatures\"a\n" +
+	"\bfeatures\x18\x03 \x03(\v2\x1a.mlops.features.v1.FeatureR\bfeatures\x12 \n" +
+	"\vfingerprint\x18\x04 \x01(\tR\vfingerprint\"a\n" +
 	"\aFeature\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12 \n" +
