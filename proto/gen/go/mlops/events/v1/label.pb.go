@@ -98,9 +98,13 @@ type Label struct {
 	Kind LabelKind `protobuf:"varint,6,opt,name=kind,proto3,enum=mlops.events.v1.LabelKind" json:"kind,omitempty"`
 	// source names where the truth came from, e.g. "chargeback",
 	// "manual_review", "order_system", "simulator".
-	Source        string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Source string `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	// transaction_time is the labelled transaction's event_time, so a sink
+	// partitioned by time (predlog's monthly indices) finds the prediction
+	// document without a lookup. Optional: unset means unknown.
+	TransactionTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=transaction_time,json=transactionTime,proto3" json:"transaction_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Label) Reset() {
@@ -182,11 +186,18 @@ func (x *Label) GetSource() string {
 	return ""
 }
 
+func (x *Label) GetTransactionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TransactionTime
+	}
+	return nil
+}
+
 var File_mlops_events_v1_label_proto protoreflect.FileDescriptor
 
 const file_mlops_events_v1_label_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmlops/events/v1/label.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x02\n" +
+	"\x1bmlops/events/v1/label.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x02\n" +
 	"\x05Label\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x129\n" +
 	"\n" +
@@ -196,7 +207,8 @@ const file_mlops_events_v1_label_proto_rawDesc = "" +
 	"account_id\x18\x04 \x01(\tR\taccountId\x12\x14\n" +
 	"\x05label\x18\x05 \x01(\x01R\x05label\x12.\n" +
 	"\x04kind\x18\x06 \x01(\x0e2\x1a.mlops.events.v1.LabelKindR\x04kind\x12\x16\n" +
-	"\x06source\x18\a \x01(\tR\x06source*V\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12E\n" +
+	"\x10transaction_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0ftransactionTime*V\n" +
 	"\tLabelKind\x12\x1a\n" +
 	"\x16LABEL_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LABEL_KIND_FRAUD\x10\x01\x12\x17\n" +
@@ -224,11 +236,12 @@ var file_mlops_events_v1_label_proto_goTypes = []any{
 var file_mlops_events_v1_label_proto_depIdxs = []int32{
 	2, // 0: mlops.events.v1.Label.event_time:type_name -> google.protobuf.Timestamp
 	0, // 1: mlops.events.v1.Label.kind:type_name -> mlops.events.v1.LabelKind
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 2: mlops.events.v1.Label.transaction_time:type_name -> google.protobuf.Timestamp
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mlops_events_v1_label_proto_init() }
