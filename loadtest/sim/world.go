@@ -70,7 +70,8 @@ const (
 	channelApp
 )
 
-var channelNames = [...]string{"pos", "web", "app"}
+// channelNames are the protobuf Channel enum names, as protojson writes and reads them.
+var channelNames = [...]string{"CHANNEL_POS", "CHANNEL_ONLINE", "CHANNEL_MOBILE"}
 
 type merchant struct {
 	id       string
