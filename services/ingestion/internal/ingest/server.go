@@ -178,7 +178,7 @@ func (s *Server) Ingest(ctx context.Context, req *ingestv1.IngestRequest) (*inge
 	parent := traceHeaders(ctx)
 	rec, fieldErrs := s.prepare(tx, parent)
 	if len(fieldErrs) > 0 {
-		return &ingestv1.IngestResponse{TransactionId: tx.GetTransactionId(), Errors: toProto(fieldErrs)}, nil
+		return nil, invalidArgument(fieldErrs...)
 	}
 	if err := s.producer.WriteMessages(ctx, rec); err != nil {
 		s.metrics.event(sourceGRPC, outcomeError).Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,25 +91,22 @@ func TestIngest(t *testing.T) {
 	// A different transaction reusing the id is a duplicate.
 	dup := validTx()
 	dup.Amount = 1
-	got, err := f.client.Ingest(ctx, &ingestv1.IngestRequest{Transaction: dup})
-	if err != nil || got.Accepted || len(got.Errors) != 1 || got.Errors[0].Code != CodeDuplicate || got.Errors[0].Field != "transaction_id" {
-		t.Errorf("Ingest(duplicate) = %v, %v; want a transaction_id duplicate error", got, err)
+	_, err = f.client.Ingest(ctx, &ingestv1.IngestRequest{Transaction: dup})
+	if diff := cmp.Diff([]*errdetails.BadRequest_FieldViolation{{Field: "transaction_id", Reason: strings.ToUpper(CodeDuplicate), Description: violations(t, err)[0].GetDescription()}}, violations(t, err), cmpProto()); diff != "" {
+		t.Errorf("Ingest(duplicate) violations (-want +got):\n%s", diff)
 	}
 
 	invalid := validTx()
 	invalid.TransactionId = "tx-invalid"
 	invalid.Currency = "eur"
 	invalid.Amount = -5
-	got, err = f.client.Ingest(ctx, &ingestv1.IngestRequest{Transaction: invalid})
-	if err != nil {
-		t.Fatalf("Ingest(invalid) error %v, want a response", err)
+	_, err = f.client.Ingest(ctx, &ingestv1.IngestRequest{Transaction: invalid})
+	want := []*errdetails.BadRequest_FieldViolation{
+		{Field: "amount", Reason: strings.ToUpper(CodeRange), Description: "amount: must not be negative, got -5"},
+		{Field: "currency", Reason: strings.ToUpper(CodeFormat), Description: `currency: "eur" must be upper case (EUR)`},
 	}
-	want := &ingestv1.IngestResponse{TransactionId: "tx-invalid", Errors: []*ingestv1.FieldError{
-		{Field: "amount", Code: CodeRange, Message: "amount: must not be negative, got -5"},
-		{Field: "currency", Code: CodeFormat, Message: `currency: "eur" must be upper case (EUR)`},
-	}}
-	if diff := cmp.Diff(want, got, cmpProto()); diff != "" {
-		t.Errorf("Ingest(invalid) (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, violations(t, err), cmpProto()); diff != "" {
+		t.Errorf("Ingest(invalid) violations (-want +got):\n%s", diff)
 	}
 
 	// The published records: two (the retry is published again), keyed by account id,
@@ -212,4 +210,21 @@ func TestIngestStream(t *testing.T) {
 	if out := kafkaiotest.ReadTopic(t, f.brokers, f.validated); len(out) != int(resp.Accepted) {
 		t.Errorf("validated topic has %d records, want %d", len(out), resp.Accepted)
 	}
+}
+
+// violations returns the BadRequest field violations of an INVALID_ARGUMENT error, failing
+// the test for any other outcome.
+func violations(t *testing.T, err error) []*errdetails.BadRequest_FieldViolation {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("error %v, want INVALID_ARGUMENT", err)
+	}
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			return br.GetFieldViolations()
+		}
+	}
+	t.Fatalf("INVALID_ARGUMENT without field violations: %v", err)
+	return nil
 }

@@ -31,10 +31,11 @@ const (
 // producing to tx.raw. Accepted transactions are published to tx.validated
 // (keyed by account_id) before the call returns.
 type IngestServiceClient interface {
-	// Ingest validates and publishes one transaction. An invalid transaction is
-	// not an RPC error: the response has accepted = false and the field errors.
-	// Transport or broker failures are RPC errors (UNAVAILABLE), safe to retry
-	// with the same transaction_id.
+	// Ingest validates and publishes one transaction. An invalid transaction
+	// fails with INVALID_ARGUMENT whose details carry a google.rpc.BadRequest
+	// with one field violation per problem (field, reason code, message).
+	// Transport or broker failures are UNAVAILABLE, safe to retry with the same
+	// transaction_id.
 	Ingest(ctx context.Context, in *IngestRequest, opts ...grpc.CallOption) (*IngestResponse, error)
 	// IngestStream validates and publishes a client stream of transactions and
 	// returns a summary when the client closes the stream. Invalid transactions
@@ -81,10 +82,11 @@ type IngestService_IngestStreamClient = grpc.ClientStreamingClient[IngestStreamR
 // producing to tx.raw. Accepted transactions are published to tx.validated
 // (keyed by account_id) before the call returns.
 type IngestServiceServer interface {
-	// Ingest validates and publishes one transaction. An invalid transaction is
-	// not an RPC error: the response has accepted = false and the field errors.
-	// Transport or broker failures are RPC errors (UNAVAILABLE), safe to retry
-	// with the same transaction_id.
+	// Ingest validates and publishes one transaction. An invalid transaction
+	// fails with INVALID_ARGUMENT whose details carry a google.rpc.BadRequest
+	// with one field violation per problem (field, reason code, message).
+	// Transport or broker failures are UNAVAILABLE, safe to retry with the same
+	// transaction_id.
 	Ingest(context.Context, *IngestRequest) (*IngestResponse, error)
 	// IngestStream validates and publishes a client stream of transactions and
 	// returns a summary when the client closes the stream. Invalid transactions
