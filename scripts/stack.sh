@@ -1,0 +1,543 @@
+#!/usr/bin/env bash
+# stack.sh fetches, starts, health-checks and stops the project's local stack without Docker:
+# Kafka (KRaft, jars from Maven), Elasticsearch 8 (jars from Maven, started by
+# scripts/stack/es/EsNode.java), Redis and Prometheus (Debian packages) and the MLflow server
+# (project virtualenv). Everything lives under .cache/: downloads, data, and for each
+# component a pid file and a log in .cache/run/<name>/. See docs/stack.md.
+#
+#   scripts/stack.sh fetch  [component...]   download/install what the components need
+#   scripts/stack.sh up     [component...]   fetch if needed, start, wait until healthy
+#   scripts/stack.sh down   [component...]   SIGTERM, wait, then SIGKILL
+#   scripts/stack.sh status [component...]   print healthy/down per component
+#   scripts/stack.sh env                     print export lines for the integration tests
+#   scripts/stack.sh logs   component        print the tail of a component's log
+#   scripts/stack.sh smoke                   exercise every component once (kcat, curl, redis-cli)
+#   scripts/stack.sh kafka-topics ARGS...    Kafka's topic tool against the local broker
+#                                            (e.g. --create --topic t --partitions 3)
+#
+# Components: kafka es redis mlflow prometheus (default: all). Every command is idempotent.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${MLOPS_CACHE:-$ROOT/.cache}
+RUN=$CACHE/run
+VENV=${MLOPS_VENV:-$ROOT/.venv}
+STACK_DIR=$ROOT/scripts/stack
+
+HOST=127.0.0.1
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+ES_PORT=${ES_PORT:-9200}
+ES_TRANSPORT_PORT=${ES_TRANSPORT_PORT:-9300}
+REDIS_PORT=${REDIS_PORT:-6379}
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+PROM_PORT=${PROM_PORT:-9090}
+
+KAFKA_HEAP=${KAFKA_HEAP:-512m}
+ES_HEAP=${ES_HEAP:-1g}
+UP_TIMEOUT=${STACK_UP_TIMEOUT:-180}   # seconds to wait for one component to become healthy
+STOP_TIMEOUT=${STACK_STOP_TIMEOUT:-30} # seconds between SIGTERM and SIGKILL
+
+ALL=(kafka es redis mlflow prometheus)
+
+KAFKA_HOME=$CACHE/kafka
+ES_HOME_DIR=$CACHE/es
+M2=$CACHE/m2
+
+log() { printf '%s stack: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# fetch
+
+apt_ensure() { # apt_ensure cmd:package... installs the packages whose command is missing
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  log "apt-get install ${missing[*]}"
+  local sudo=()
+  [[ $(id -u) == 0 ]] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+fetch_common() {
+  apt_ensure curl:curl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless \
+    mvn:maven unzip:unzip kcat:kcat
+}
+
+# mvn_copy POM OUTDIR: copies POM's runtime dependencies into OUTDIR unless the stamp says that
+# OUTDIR already holds the result for this exact POM.
+mvn_copy() {
+  local pom=$1 out=$2 want
+  want=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [[ -f $out/.stamp && $(cat "$out/.stamp") == "$want" ]]; then
+    return 1
+  fi
+  log "maven: resolving $(basename "$(dirname "$pom")") dependencies into ${out#"$ROOT"/}"
+  rm -rf "$out.tmp"
+  mkdir -p "$(dirname "$out")"
+  if ! mvn -B -q -Dstyle.color=never -f "$pom" -Dmaven.repo.local="$M2" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out.tmp" \
+    >"$out.mvn.log" 2>&1; then
+    cat "$out.mvn.log" >&2
+    die "maven could not resolve $pom"
+  fi
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+  echo "$want" >"$out/.stamp"
+  return 0
+}
+
+fetch_kafka() {
+  mvn_copy "$STACK_DIR/kafka/pom.xml" "$KAFKA_HOME/libs" || true
+}
+
+fetch_es() {
+  local libs=$ES_HOME_DIR/libs mod=$ES_HOME_DIR/home/modules/transport-netty4
+  if mvn_copy "$STACK_DIR/es/pom.xml" "$libs" || [[ ! -f $mod/plugin-descriptor.properties ]]; then
+    # Lay transport-netty4 out as a module bundle, as the distribution does: its jar, the netty
+    # jars it depends on, and the descriptor it carries under META-INF/es-plugins/.
+    rm -rf "$mod"
+    mkdir -p "$mod"
+    mv "$libs"/transport-netty4-*.jar "$libs"/netty-*.jar "$mod"/
+    unzip -q -o -j "$mod"/transport-netty4-*.jar 'META-INF/es-plugins/transport-netty4/*' -d "$mod"
+  fi
+  mkdir -p "$ES_HOME_DIR/home/plugins" "$ES_HOME_DIR/classes"
+  local src=$STACK_DIR/es/EsNode.java cls=$ES_HOME_DIR/classes/EsNode.class
+  if [[ ! -f $cls || $src -nt $cls || $libs/.stamp -nt $cls ]]; then
+    log "javac EsNode.java"
+    javac -nowarn --module-path "$libs" --add-modules org.elasticsearch.server \
+      -d "$ES_HOME_DIR/classes" "$src"
+  fi
+}
+
+fetch_redis() { apt_ensure redis-server:redis-server redis-cli:redis-tools; }
+
+fetch_mlflow() {
+  # venv.sh is idempotent and fast when the requirements are already installed.
+  "$ROOT/scripts/venv.sh" >&2
+}
+
+fetch_prometheus() {
+  apt_ensure prometheus:prometheus promtool:prometheus
+  # The Debian package enables a system service; this stack runs its own instance instead.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    log "note: a system prometheus service is running; it may hold port 9090"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# process management
+
+pidfile() { echo "$RUN/$1/pid"; }
+logfile() { echo "$RUN/$1/log"; }
+
+# running NAME: the component's process group (started by this script) is alive.
+running() {
+  local pf pid
+  pf=$(pidfile "$1")
+  [[ -f $pf ]] || return 1
+  pid=$(cat "$pf")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null
+}
+
+# start_bg NAME CMD...: runs CMD in its own session (so down can signal its whole process group)
+# with stdout/stderr appended to the component log, and records its pid.
+start_bg() {
+  local name=$1
+  shift
+  mkdir -p "$RUN/$name"
+  printf '\n==== %s starting: %s\n' "$(date -Is)" "$*" >>"$(logfile "$name")"
+  # 9>&- : the child must not inherit the lock descriptor, or it would hold the lock forever.
+  setsid "$@" >>"$(logfile "$name")" 2>&1 </dev/null 9>&- &
+  echo $! >"$(pidfile "$name")"
+}
+
+stop_component() {
+  local name=$1 pf pid i t0=$SECONDS
+  pf=$(pidfile "$name")
+  if ! running "$name"; then
+    rm -f "$pf"
+    echo "$name: down"
+    return 0
+  fi
+  pid=$(cat "$pf")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name: still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  # Children (e.g. MLflow's uvicorn workers) share the process group; give them a moment too.
+  for ((i = 0; i < 50; i++)); do
+    kill -0 -- "-$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$pf"
+  echo "$name: stopped ($((SECONDS - t0))s)"
+}
+
+# ---------------------------------------------------------------------------------------------
+# health checks (quiet; exit status only)
+
+healthy_kafka() {
+  kcat -b "$HOST:$KAFKA_PORT" -L -m 3 2>/dev/null | grep -q ' 1 brokers:'
+}
+healthy_es() {
+  curl -fsS -m 3 "http://$HOST:$ES_PORT/_cluster/health" 2>/dev/null |
+    grep -Eq '"status":"(green|yellow)"'
+}
+healthy_redis() {
+  [[ $(redis-cli -h "$HOST" -p "$REDIS_PORT" PING 2>/dev/null) == PONG ]]
+}
+healthy_mlflow() {
+  [[ $(curl -fsS -m 3 "http://$HOST:$MLFLOW_PORT/health" 2>/dev/null) == OK ]]
+}
+healthy_prometheus() {
+  curl -fsS -m 3 "http://$HOST:$PROM_PORT/-/ready" >/dev/null 2>&1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+# ---------------------------------------------------------------------------------------------
+# start
+
+start_kafka() {
+  local dir=$RUN/kafka data=$KAFKA_HOME/data cp="$KAFKA_HOME/libs/*"
+  mkdir -p "$dir" "$data"
+  cat >"$dir/server.properties" <<EOF
+# Generated by scripts/stack.sh on each start; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Convenient for development; the project's tests create their topics explicitly.
+auto.create.topics.enable=true
+delete.topic.enable=true
+log.retention.hours=24
+log.segment.bytes=67108864
+EOF
+  cat >"$dir/log4j2.properties" <<'EOF'
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.controller.name = state.change.logger
+logger.controller.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+EOF
+  local jvm=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir")
+  if [[ ! -f $data/meta.properties ]]; then
+    # KRaft storage is formatted once with a fresh cluster id (22 chars of URL-safe base64).
+    local id
+    id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+    log "kafka: formatting KRaft storage (cluster id $id)"
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$id" \
+      -c "$dir/server.properties" >>"$dir/log" 2>&1 9>&- ||
+      { tail -n 30 "$dir/log" >&2; die "kafka storage format failed"; }
+  fi
+  start_bg kafka java "${jvm[@]}" -cp "$cp" kafka.Kafka "$dir/server.properties"
+}
+
+start_es() {
+  local home=$ES_HOME_DIR/home dir=$RUN/es
+  mkdir -p "$home/config" "$ES_HOME_DIR/data" "$dir/logs" "$ES_HOME_DIR/tmp"
+  cat >"$home/config/elasticsearch.yml" <<EOF
+# Generated by scripts/stack.sh on each start; edit the script, not this file.
+cluster.name: mlops-dev
+node.name: es-dev
+path.data: $ES_HOME_DIR/data
+path.logs: $dir/logs
+network.host: $HOST
+http.port: $ES_PORT
+transport.port: $ES_TRANSPORT_PORT
+discovery.type: single-node
+# A development machine's disk may be fuller than the production watermarks allow.
+cluster.routing.allocation.disk.threshold_enabled: false
+# Tests clean up with wildcard deletes (e.g. DELETE /predictions-test-*).
+action.destructive_requires_name: false
+EOF
+  cat >"$home/config/log4j2.properties" <<'EOF'
+status = error
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d{ISO8601}][%-5p][%-25c{1.}] [%node_name]%marker %m%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+logger.deprecation.name = org.elasticsearch.deprecation
+logger.deprecation.level = error
+EOF
+  start_bg es java -Xms"$ES_HEAP" -Xmx"$ES_HEAP" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+    -Djava.io.tmpdir="$ES_HOME_DIR/tmp" -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Djava.locale.providers=CLDR -Dlog4j2.disable.jmx=true -Dlog4j.shutdownHookEnabled=false \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 -Des.networkaddress.cache.ttl=60 \
+    --module-path "$ES_HOME_DIR/libs" --add-modules ALL-MODULE-PATH \
+    -cp "$ES_HOME_DIR/classes" EsNode "$home"
+}
+
+start_redis() {
+  local dir=$RUN/redis
+  mkdir -p "$dir"
+  # No persistence: the features service rebuilds online state from Kafka.
+  start_bg redis redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
+    --save '' --appendonly no --dir "$dir" --daemonize no --loglevel notice --logfile ''
+}
+
+start_mlflow() {
+  local dir=$RUN/mlflow data=$CACHE/mlflow
+  mkdir -p "$dir" "$data/artifacts"
+  # MLflow 3 rejects requests whose Host header is not allowed; permit loopback names on the
+  # configured port so clients can use 127.0.0.1 or localhost.
+  local hosts="$HOST:$MLFLOW_PORT,localhost:$MLFLOW_PORT,$HOST,localhost"
+  # The server's background job runner (huey consumers for GenAI jobs such as scorers and
+  # prompt optimisation) costs ~1.5 GB RSS in 7 processes; tracking and the model registry do
+  # not need it.
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false} \
+    start_bg mlflow "$VENV/bin/mlflow" server \
+    --backend-store-uri "sqlite:///$data/mlflow.db" \
+    --serve-artifacts --artifacts-destination "$data/artifacts" \
+    --host "$HOST" --port "$MLFLOW_PORT" --workers 1 \
+    --allowed-hosts "$hosts"
+}
+
+start_prometheus() {
+  local dir=$RUN/prometheus
+  mkdir -p "$dir" "$CACHE/prometheus/data"
+  start_bg prometheus prometheus \
+    --config.file="$ROOT/deploy/prometheus/prometheus.yml" \
+    --storage.tsdb.path="$CACHE/prometheus/data" --storage.tsdb.retention.time=2d \
+    --web.listen-address="$HOST:$PROM_PORT" --web.enable-lifecycle
+}
+
+port_of() {
+  case $1 in
+  kafka) echo "$KAFKA_PORT" ;; es) echo "$ES_PORT" ;; redis) echo "$REDIS_PORT" ;;
+  mlflow) echo "$MLFLOW_PORT" ;; prometheus) echo "$PROM_PORT" ;;
+  esac
+}
+
+# wait_healthy NAME: polls the health check until it passes, the process dies, or UP_TIMEOUT.
+wait_healthy() {
+  local name=$1 deadline=$((SECONDS + UP_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if "healthy_$name"; then
+      return 0
+    fi
+    if ! running "$name"; then
+      log "$name: process exited during startup; last log lines:"
+      tail -n 40 "$(logfile "$name")" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "$name: not healthy after ${UP_TIMEOUT}s; last log lines:"
+  tail -n 40 "$(logfile "$name")" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+components() { # validates and echoes the requested components (default: all)
+  local c
+  if (($# == 0)); then
+    echo "${ALL[@]}"
+    return
+  fi
+  for c in "$@"; do
+    [[ " ${ALL[*]} " == *" $c "* ]] || die "unknown component '$c' (known: ${ALL[*]})"
+  done
+  echo "$@"
+}
+
+lock() {
+  mkdir -p "$RUN"
+  exec 9>"$RUN/stack.lock"
+  flock 9
+}
+
+cmd_fetch() {
+  local c
+  fetch_common
+  for c in "$@"; do "fetch_$c"; done
+  if [[ " $* " == *" prometheus "* ]]; then
+    promtool check config "$ROOT/deploy/prometheus/prometheus.yml" >/dev/null
+  fi
+}
+
+cmd_up() {
+  local c started=() failed=0 t0=$SECONDS
+  cmd_fetch "$@"
+  for c in "$@"; do
+    if "healthy_$c"; then
+      echo "$c: already healthy"
+      continue
+    fi
+    if running "$c"; then
+      log "$c: process running but not healthy yet; waiting"
+      started+=("$c")
+      continue
+    fi
+    if port_busy "$(port_of "$c")"; then
+      die "$c: port $(port_of "$c") is in use by another process (not started by this script)"
+    fi
+    log "$c: starting"
+    "start_$c"
+    started+=("$c")
+  done
+  for c in "${started[@]}"; do
+    if wait_healthy "$c"; then
+      echo "$c: healthy ($((SECONDS - t0))s)"
+    else
+      failed=1
+    fi
+  done
+  ((failed == 0)) || die "some components did not become healthy (logs: ${RUN#"$ROOT"/}/<name>/log)"
+}
+
+cmd_down() {
+  local c list=() i
+  for c in "$@"; do list=("$c" "${list[@]}"); done # reverse order
+  for c in "${list[@]}"; do stop_component "$c"; done
+}
+
+cmd_status() {
+  local c rc=0 pid
+  for c in "$@"; do
+    pid=-
+    running "$c" && pid=$(cat "$(pidfile "$c")")
+    if "healthy_$c"; then
+      printf '%-11s healthy  port=%-5s pid=%s\n' "$c" "$(port_of "$c")" "$pid"
+    else
+      printf '%-11s down     port=%-5s pid=%s\n' "$c" "$(port_of "$c")" "$pid"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+cmd_env() {
+  local lib py=$VENV/bin/python
+  lib=$(find "$VENV"/lib -path '*/site-packages/lightgbm/lib/lib_lightgbm.so' 2>/dev/null | head -n 1 || true)
+  echo "export MLOPS_TEST_KAFKA_BROKERS=$HOST:$KAFKA_PORT"
+  echo "export MLOPS_TEST_ES_URL=http://$HOST:$ES_PORT"
+  echo "export MLOPS_TEST_REDIS_ADDR=$HOST:$REDIS_PORT"
+  echo "export MLOPS_TEST_MLFLOW_URL=http://$HOST:$MLFLOW_PORT"
+  echo "export MLOPS_TEST_PROMETHEUS_URL=http://$HOST:$PROM_PORT"
+  if [[ -n $lib ]]; then
+    echo "export MLOPS_TEST_LIGHTGBM_LIB=$lib"
+  else
+    log "warning: lib_lightgbm.so not found under $VENV (run scripts/venv.sh)"
+  fi
+  if [[ -x $py ]]; then
+    echo "export MLOPS_TEST_PYTHON=$py"
+  else
+    log "warning: $py not found (run scripts/venv.sh)"
+  fi
+}
+
+# cmd_smoke does one real round trip per component and fails loudly on the first mismatch.
+cmd_smoke() {
+  local id topic got es=http://$HOST:$ES_PORT
+  id=smoke-$(date +%s)-$$
+  topic=stack.$id
+  kcat -b "$HOST:$KAFKA_PORT" -P -t "$topic" -K: <<<"k1:$id" ||
+    die "kafka: produce to $topic failed"
+  got=$(kcat -b "$HOST:$KAFKA_PORT" -C -t "$topic" -o beginning -c 1 -e -q -f '%k=%s' 2>&1)
+  [[ $got == "k1=$id" ]] || die "kafka: consumed '$got', want 'k1=$id'"
+  echo "kafka: produced and consumed one record on $topic"
+
+  curl -fsS -XPUT "$es/stack-smoke/_doc/$id?refresh=true" -H 'content-type: application/json' \
+    -d "{\"msg\":\"$id\"}" >/dev/null || die "es: index failed"
+  got=$(curl -fsS "$es/stack-smoke/_search?q=_id:$id" | grep -o "\"msg\":\"$id\"" || true)
+  [[ -n $got ]] || die "es: document $id not found by search"
+  echo "es: indexed and found stack-smoke/$id"
+
+  got=$(redis-cli -h "$HOST" -p "$REDIS_PORT" SET "$id" ok EX 60 2>&1 || true)
+  [[ $got == OK && $(redis-cli -h "$HOST" -p "$REDIS_PORT" GET "$id" 2>/dev/null || true) == ok ]] ||
+    die "redis: SET/GET failed"
+  echo "redis: SET/GET ok"
+
+  got=$(curl -fsS -XPOST "http://$HOST:$MLFLOW_PORT/api/2.0/mlflow/experiments/create" \
+    -H 'content-type: application/json' -d "{\"name\":\"$id\"}") || die "mlflow: create failed"
+  [[ $got == *experiment_id* ]] || die "mlflow: unexpected answer $got"
+  echo "mlflow: created experiment $id"
+
+  curl -fsS "http://$HOST:$PROM_PORT/-/ready" >/dev/null || die "prometheus: not ready"
+  got=$(curl -fsS "http://$HOST:$PROM_PORT/api/v1/rules")
+  [[ $got == *FeatureDriftPSI* ]] || die "prometheus: rules not loaded"
+  echo "prometheus: ready, rules loaded"
+}
+
+usage() {
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+main() {
+  (($# >= 1)) || usage
+  local cmd=$1 list comps=()
+  shift
+  case $cmd in
+  fetch | up | down | status | logs)
+    list=$(components "$@") || exit 2
+    read -ra comps <<<"$list"
+    ;;
+  esac
+  case $cmd in
+  fetch) lock; cmd_fetch "${comps[@]}" ;;
+  up) lock; cmd_up "${comps[@]}" ;;
+  down) lock; cmd_down "${comps[@]}" ;;
+  status) cmd_status "${comps[@]}" ;;
+  env) cmd_env ;;
+  smoke) cmd_smoke ;;
+  logs)
+    (($# == 1)) || usage
+    tail -n "${LINES_TAIL:-80}" "$(logfile "$1")"
+    ;;
+  kafka-topics)
+    [[ -d $KAFKA_HOME/libs ]] || die "run '$0 fetch kafka' first"
+    exec java -Xmx256m -Dlog4j2.level=WARN -Dlog4j2.configurationFile="$STACK_DIR/kafka/tools-log4j2.properties" \
+      -cp "$KAFKA_HOME/libs/*" org.apache.kafka.tools.TopicCommand \
+      --bootstrap-server "$HOST:$KAFKA_PORT" "$@"
+    ;;
+  -h | --help | help) usage ;;
+  *) usage ;;
+  esac
+}
+
+main "$@"
