@@ -23,10 +23,11 @@ deps: ## download Go modules, the stack's jars and packages, and the Python virt
 	$(ROOT)/scripts/venv.sh
 
 .PHONY: build
-build: ## build one binary per service plus mlopsctl into bin/
+build: ## build one binary per service plus mlopsctl and the load generator into bin/
 	@mkdir -p $(BIN)
 	@for s in $(SERVICES) mlopsctl; do \
 	  echo "go build $$s"; (cd services/$$s && go build -o $(BIN)/$$s ./cmd/$$s); done
+	cd loadtest && go build -o $(BIN)/loadgen ./cmd/loadgen
 
 .PHONY: up
 up: ## start the real local stack without Docker (Kafka, Elasticsearch, Redis, MLflow, Prometheus)
@@ -79,9 +80,9 @@ test: proto-check lint ## what CI runs: lint, proto check, unit, integration and
 	$(ROOT)/scripts/smoke.sh
 
 .PHONY: demo
-demo: up build ## bring up the stack and every service, print where each endpoint and UI is
-	$(ROOT)/scripts/services.sh start
-	$(ROOT)/scripts/services.sh endpoints
+demo: up build ## the stack, every service, model v1 if none, simulated traffic; prints where to look
+	$(ROOT)/scripts/venv.sh
+	$(ROOT)/scripts/demo.sh
 
 .PHONY: bench
 bench: ## benchmarks against real peers (medians of repeated runs)

@@ -54,7 +54,19 @@ start() {
   done
 }
 
+wait_ready() {
+  for row in "${SERVICES[@]}"; do
+    read -r name admin _ <<<"$row"
+    if ! wait_http "http://127.0.0.1:$admin/readyz" 120; then
+      echo "$name is not ready after 120s: $(curl -s "http://127.0.0.1:$admin/readyz")" >&2; exit 1
+    fi
+  done
+  echo "all services ready"
+}
+
 stop() {
+  if pid_alive "$RUN/loadgen.pid"; then kill -TERM "$(cat "$RUN/loadgen.pid")"; echo "loadgen stopped"; fi
+  rm -f "$RUN/loadgen.pid"
   for row in "${SERVICES[@]}"; do
     read -r name _ _ <<<"$row"
     local pf=$RUN/$name.pid
@@ -102,8 +114,9 @@ EOT
 
 case ${1:-} in
   start) start ;;
+  wait-ready) wait_ready ;;
   stop) stop ;;
   status) status ;;
   endpoints) endpoints ;;
-  *) echo "usage: $0 start|stop|status|endpoints" >&2; exit 2 ;;
+  *) echo "usage: $0 start|wait-ready|stop|status|endpoints" >&2; exit 2 ;;
 esac
