@@ -4,7 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+	"time"
 
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -13,8 +17,67 @@ import (
 // Config is the whole configuration of the scoring service. Build it with ParseConfig.
 type Config struct {
 	service.Base
-	// Kafka holds the shared Kafka settings (-kafka.*).
+	// Kafka holds the shared Kafka settings (-kafka.*) of the features.v1 consumer and of the
+	// predictions producer. Topics default to features.v1, the group to "scoring".
 	Kafka kafkaio.Config
+	// PredictionsTopic receives every prediction, stream and sync (-topic.predictions).
+	// Default: predictions.v1.
+	PredictionsTopic string
+	// ModelEventsTopic is watched for alias moves (-topic.model-events). Default: model.events.
+	ModelEventsTopic string
+	// ConsumeFeatures runs the features.v1 consumer (-features.consume). Default: true. A
+	// replica that only serves the sync path sets it to false.
+	ConsumeFeatures bool
+
+	// MLflowURL is the MLflow tracking server (-mlflow.url). Default: http://127.0.0.1:5000.
+	MLflowURL string
+	// ModelName is the registered model served (-model.name). Default: fraud.
+	ModelName string
+	// SpecName names the feature spec served, "fraud" or "purchase" or an ID such as
+	// "fraud-v1" (-model.spec). Default: fraud. Models trained on another spec are refused.
+	SpecName string
+	// Spec is SpecName resolved (not a flag).
+	Spec featurespec.Spec
+	// CacheDir keeps verified local copies of loaded models, used when MLflow is down
+	// (-model.cache-dir). Default: .cache/scoring-models.
+	CacheDir string
+	// ModelRequired makes startup fail when no champion can be loaded (-model.required).
+	// Default: true. When false the service starts unready and keeps trying.
+	ModelRequired bool
+	// PollInterval is how often the champion (and challenger) alias is re-resolved as a
+	// safety net next to model.events (-model.poll-interval). Default: 30s.
+	PollInterval time.Duration
+	// LoadTimeout bounds one model load from MLflow (-model.load-timeout). Default: 60s.
+	LoadTimeout time.Duration
+	// DefaultThreshold is used when a model's manifest has no threshold (0)
+	// (-model.default-threshold). Default: 0.8.
+	DefaultThreshold float64
+	// ChallengerEnabled also loads the challenger alias and scores it in shadow
+	// (-challenger.enabled). Default: false.
+	ChallengerEnabled bool
+	// LightGBMLib is the path of lib_lightgbm.so (-lightgbm.lib, LIGHTGBM_LIB). Default:
+	// found in the project virtualenv (lightgbm.FindLibrary).
+	LightGBMLib string
+
+	// ExplainSampleRate is the fraction of non-alert predictions that get an explanation
+	// (-explain.sample-rate); alerts always do. Default: 0.01.
+	ExplainSampleRate float64
+	// ExplainTopK is how many contributions an explanation keeps (-explain.top-k). Default: 3.
+	ExplainTopK int
+
+	// FeaturesAddr is the FeatureService the sync path asks for features (-features.addr).
+	// Default: 127.0.0.1:50052.
+	FeaturesAddr string
+	// FeaturesTimeout is the deadline of one GetOnlineFeatures call (-features.timeout).
+	// Default: 200ms.
+	FeaturesTimeout time.Duration
+	// SyncLogBuffer is how many sync predictions may wait to be published
+	// (-sync.log-buffer). Default: 10000. When full a Score call waits (bounded by its
+	// deadline) for room.
+	SyncLogBuffer int
+	// DetectionWindow is how many recent predictions mlops_scoring_fraud_detection_rate
+	// covers (-metrics.detection-window). Default: 1000.
+	DetectionWindow int
 }
 
 // ParseConfig builds the configuration from command-line args with environment fallback
@@ -23,7 +86,27 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("scoring", flag.ContinueOnError)
 	c.Base.RegisterFlags(fs, getenv, "scoring", "127.0.0.1:8083", "127.0.0.1:50053")
+	c.Kafka.Topics = []string{topics.Features}
 	c.Kafka.RegisterFlags(fs, getenv)
+	flagenv.StringVar(fs, getenv, &c.PredictionsTopic, "topic.predictions", "TOPIC_PREDICTIONS", topics.Predictions, "topic the predictions are published to")
+	flagenv.StringVar(fs, getenv, &c.ModelEventsTopic, "topic.model-events", "TOPIC_MODEL_EVENTS", topics.ModelEvents, "topic of model registry events (alias moves trigger a reload)")
+	flagenv.BoolVar(fs, getenv, &c.ConsumeFeatures, "features.consume", "FEATURES_CONSUME", true, "score the features.v1 stream (false: sync path only)")
+	flagenv.StringVar(fs, getenv, &c.MLflowURL, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow tracking server base URL")
+	flagenv.StringVar(fs, getenv, &c.ModelName, "model.name", "MODEL_NAME", "fraud", "registered model name to serve")
+	flagenv.StringVar(fs, getenv, &c.SpecName, "model.spec", "MODEL_SPEC", "fraud", "feature spec served (fraud, purchase, or an ID such as fraud-v1)")
+	flagenv.StringVar(fs, getenv, &c.CacheDir, "model.cache-dir", "MODEL_CACHE_DIR", ".cache/scoring-models", "directory of verified local model copies (used while MLflow is down)")
+	flagenv.BoolVar(fs, getenv, &c.ModelRequired, "model.required", "MODEL_REQUIRED", true, "fail at startup when no champion can be loaded (false: start unready and keep trying)")
+	flagenv.DurationVar(fs, getenv, &c.PollInterval, "model.poll-interval", "MODEL_POLL_INTERVAL", 30*time.Second, "how often the aliases are re-resolved besides model.events")
+	flagenv.DurationVar(fs, getenv, &c.LoadTimeout, "model.load-timeout", "MODEL_LOAD_TIMEOUT", time.Minute, "time limit of one model load")
+	flagenv.Float64Var(fs, getenv, &c.DefaultThreshold, "model.default-threshold", "MODEL_DEFAULT_THRESHOLD", 0.8, "decision threshold when the model manifest has none")
+	flagenv.BoolVar(fs, getenv, &c.ChallengerEnabled, "challenger.enabled", "CHALLENGER_ENABLED", false, "also load the challenger alias and score it in shadow")
+	flagenv.StringVar(fs, getenv, &c.LightGBMLib, "lightgbm.lib", "LIGHTGBM_LIB", "", "path of lib_lightgbm.so (default: found in the project virtualenv)")
+	flagenv.Float64Var(fs, getenv, &c.ExplainSampleRate, "explain.sample-rate", "EXPLAIN_SAMPLE_RATE", 0.01, "fraction of non-alert predictions explained (alerts always are)")
+	flagenv.IntVar(fs, getenv, &c.ExplainTopK, "explain.top-k", "EXPLAIN_TOP_K", 3, "contributions kept per explanation")
+	flagenv.StringVar(fs, getenv, &c.FeaturesAddr, "features.addr", "FEATURES_ADDR", "127.0.0.1:50052", "FeatureService address for the sync path")
+	flagenv.DurationVar(fs, getenv, &c.FeaturesTimeout, "features.timeout", "FEATURES_TIMEOUT", 200*time.Millisecond, "deadline of one GetOnlineFeatures call")
+	flagenv.IntVar(fs, getenv, &c.SyncLogBuffer, "sync.log-buffer", "SYNC_LOG_BUFFER", 10000, "sync predictions waiting to be published")
+	flagenv.IntVar(fs, getenv, &c.DetectionWindow, "metrics.detection-window", "METRICS_DETECTION_WINDOW", 1000, "predictions covered by mlops_scoring_fraud_detection_rate")
 
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
@@ -34,9 +117,53 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// Validate reports every problem of the configuration at once.
-func (c Config) Validate() error {
+// Validate reports every problem of the configuration at once. It resolves SpecName into
+// Spec.
+func (c *Config) Validate() error {
 	errs := []error{c.Base.Validate(), c.Kafka.Validate()}
-
+	if c.ConsumeFeatures {
+		errs = append(errs, c.Kafka.ValidateConsumer())
+	}
+	spec, err := featurespec.ByName(c.SpecName)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Spec = spec
+	if u, err := url.Parse(c.MLflowURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("mlflow url %q: want http(s)://host:port", c.MLflowURL))
+	}
+	if c.ModelName == "" {
+		errs = append(errs, errors.New("model name is empty"))
+	}
+	if c.PredictionsTopic == "" || c.ModelEventsTopic == "" {
+		errs = append(errs, errors.New("predictions and model-events topics must be set"))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("model poll interval %v: must be positive", c.PollInterval))
+	}
+	if c.LoadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("model load timeout %v: must be positive", c.LoadTimeout))
+	}
+	if !(c.DefaultThreshold >= 0 && c.DefaultThreshold <= 1) && c.Spec.Task == featurespec.TaskBinary {
+		errs = append(errs, fmt.Errorf("default threshold %v: want [0, 1] for a binary model", c.DefaultThreshold))
+	}
+	if !(c.ExplainSampleRate >= 0 && c.ExplainSampleRate <= 1) {
+		errs = append(errs, fmt.Errorf("explain sample rate %v: want [0, 1]", c.ExplainSampleRate))
+	}
+	if c.ExplainTopK < 1 {
+		errs = append(errs, fmt.Errorf("explain top-k %d: must be at least 1", c.ExplainTopK))
+	}
+	if c.FeaturesAddr == "" {
+		errs = append(errs, errors.New("features address is empty"))
+	}
+	if c.FeaturesTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("features timeout %v: must be positive", c.FeaturesTimeout))
+	}
+	if c.SyncLogBuffer < 1 {
+		errs = append(errs, fmt.Errorf("sync log buffer %d: must be at least 1", c.SyncLogBuffer))
+	}
+	if c.DetectionWindow < 1 {
+		errs = append(errs, fmt.Errorf("detection window %d: must be at least 1", c.DetectionWindow))
+	}
 	return errors.Join(errs...)
 }

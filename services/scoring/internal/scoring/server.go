@@ -1,27 +1,362 @@
 // Package scoring scores feature vectors with the champion LightGBM model, on the stream and through the synchronous gRPC Score.
+//
+// The champion (and, when enabled, the challenger) is held in a slot: an atomic pointer to a
+// reference-counted Model. Every request takes a reference for its whole duration, so a hot
+// reload (model.events or the periodic alias poll) swaps the pointer without waiting and the
+// old model's predictors are freed only after its last request finished.
 package scoring
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	featuresv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/features/v1"
 	scoringv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/scoring/v1"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
+	"github.com/streaming-mlops/mlops/services/platform/modelstore"
+	"github.com/streaming-mlops/mlops/services/platform/run"
 )
 
-// Server implements the scoring service's gRPC API. It is safe for concurrent use.
+// Deps are the scoring server's collaborators.
+type Deps struct {
+	// Lib is the LightGBM library models are loaded into. Required to load from Store.
+	Lib *lightgbm.Library
+	// Store loads verified model versions (MLflow plus the local cache). Required for
+	// LoadModels and the reload actor.
+	Store *modelstore.Store
+	// Features computes vectors for Score requests that carry a transaction only; nil means
+	// such requests fail with FAILED_PRECONDITION.
+	Features featuresv1.FeatureServiceClient
+	// Producer publishes sync-path predictions; nil disables their logging. The SyncLogActor
+	// closes it.
+	Producer *kafkaio.Producer
+}
+
+// Server implements the scoring service's gRPC API and its features.v1 handler. It is safe
+// for concurrent use.
 type Server struct {
 	scoringv1.UnimplementedScoringServiceServer
 	cfg    Config
+	deps   Deps
 	logger *slog.Logger
+	m      *metrics
+	sc     *scorer
+
+	champion, challenger slot
+
+	reload  chan struct{} // wakes the reload loop (model.events)
+	logCh   chan kafka.Message
+	logDone chan struct{} // closed when the sync log publisher stops accepting
+	watchOK chan struct{} // closed once the model.events watcher reads from the end
 }
 
-// New returns the scoring server.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Server {
-	_ = reg
-	return &Server{cfg: cfg, logger: logger}
+// New returns the scoring server. It does no I/O: load models with LoadModels (or Install)
+// and run the actors.
+func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *Server {
+	m := newMetrics(reg, cfg.DetectionWindow)
+	return &Server{
+		cfg: cfg, deps: deps, logger: logger, m: m,
+		sc:      &scorer{sampleRate: cfg.ExplainSampleRate, topK: cfg.ExplainTopK, m: m, now: time.Now},
+		reload:  make(chan struct{}, 1),
+		logCh:   make(chan kafka.Message, max(cfg.SyncLogBuffer, 1)),
+		logDone: make(chan struct{}),
+		watchOK: make(chan struct{}),
+	}
 }
 
 // Register adds the server to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { scoringv1.RegisterScoringServiceServer(g, s) }
+
+// Ready is the readiness check: ready once a champion is loaded.
+func (s *Server) Ready(context.Context) error {
+	if s.champion.peek() == nil {
+		return ErrNoModel
+	}
+	return nil
+}
+
+// Close retires the loaded models; their predictors are freed after the last request. Call
+// it after every actor stopped.
+func (s *Server) Close() {
+	s.champion.swap(nil)
+	s.challenger.swap(nil)
+}
+
+// Score scores one transaction; see ScoringService.Score. Errors: INVALID_ARGUMENT without
+// features and transaction or for a vector of the wrong length, FAILED_PRECONDITION for a
+// vector of another spec, UNAVAILABLE while no model is loaded or when FeatureService is
+// unreachable.
+func (s *Server) Score(ctx context.Context, req *scoringv1.ScoreRequest) (*scoringv1.ScoreResponse, error) {
+	champ := s.champion.acquire()
+	if champ == nil {
+		return nil, status.Error(codes.Unavailable, "no model loaded yet")
+	}
+	defer champ.release()
+	chall := s.acquireChallenger()
+	if chall != nil {
+		defer chall.release()
+	}
+	return s.scoreOne(ctx, champ, chall, req)
+}
+
+// ScoreBatch scores each request in turn with the same model; the first failing request
+// fails the whole call.
+func (s *Server) ScoreBatch(ctx context.Context, req *scoringv1.ScoreBatchRequest) (*scoringv1.ScoreBatchResponse, error) {
+	champ := s.champion.acquire()
+	if champ == nil {
+		return nil, status.Error(codes.Unavailable, "no model loaded yet")
+	}
+	defer champ.release()
+	chall := s.acquireChallenger()
+	if chall != nil {
+		defer chall.release()
+	}
+	out := &scoringv1.ScoreBatchResponse{Responses: make([]*scoringv1.ScoreResponse, 0, len(req.GetRequests()))}
+	for i, r := range req.GetRequests() {
+		resp, err := s.scoreOne(ctx, champ, chall, r)
+		if err != nil {
+			st := status.Convert(err)
+			return nil, status.Errorf(st.Code(), "request %d: %s", i, st.Message())
+		}
+		out.Responses = append(out.Responses, resp)
+	}
+	return out, nil
+}
+
+// GetServingModel describes the loaded champion and challenger.
+func (s *Server) GetServingModel(context.Context, *scoringv1.GetServingModelRequest) (*scoringv1.GetServingModelResponse, error) {
+	resp := &scoringv1.GetServingModelResponse{Champion: describe(s.champion.peek())}
+	if s.cfg.ChallengerEnabled {
+		resp.Challenger = describe(s.challenger.peek())
+	}
+	if resp.Champion == nil {
+		return nil, status.Error(codes.Unavailable, "no model loaded yet")
+	}
+	return resp, nil
+}
+
+func describe(m *Model) *scoringv1.ServingModel {
+	if m == nil {
+		return nil
+	}
+	return &scoringv1.ServingModel{
+		ModelName: m.Name, ModelVersion: m.Version, Alias: m.Alias, Task: m.Task, Threshold: m.Threshold,
+		FeatureSpecName: m.Spec.Name, FeatureSpecVersion: m.specVersion, Sha256: m.SHA256, LoadedAt: timestamppb.New(m.LoadedAt),
+	}
+}
+
+func (s *Server) acquireChallenger() *Model {
+	if !s.cfg.ChallengerEnabled {
+		return nil
+	}
+	return s.challenger.acquire()
+}
+
+func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoringv1.ScoreRequest) (*scoringv1.ScoreResponse, error) {
+	start := s.sc.now()
+	fv := req.GetFeatures()
+	var featSec float64
+	switch {
+	case fv != nil:
+	case req.GetTransaction() != nil:
+		tx := req.GetTransaction()
+		if tx.GetTransactionId() == "" || tx.GetAccountId() == "" {
+			champ.obs.invalid.Inc()
+			return nil, status.Error(codes.InvalidArgument, "transaction needs transaction_id and account_id")
+		}
+		var err error
+		if fv, err = s.fetchFeatures(ctx, tx); err != nil {
+			champ.obs.errored.Inc()
+			return nil, err
+		}
+		featSec = s.sc.now().Sub(start).Seconds()
+	default:
+		champ.obs.invalid.Inc()
+		return nil, status.Error(codes.InvalidArgument, "set transaction or features")
+	}
+	if fv.GetTransactionId() == "" && req.GetTransaction() != nil {
+		fv.TransactionId = req.GetTransaction().GetTransactionId()
+	}
+	p, err := s.sc.score(champ, chall, request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_SYNC, explain: req.GetExplain(), featuresSec: featSec})
+	switch {
+	case errors.Is(err, ErrSpecMismatch):
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrInvalidFeatures):
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	case err != nil:
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	e2e := s.sc.now().Sub(start).Seconds()
+	s.m.endToEnd.WithLabelValues(pathSync).Observe(e2e)
+	if p.Latency.EndToEndSeconds == 0 {
+		p.Latency.EndToEndSeconds = e2e
+	}
+	if p.Explanation != nil {
+		s.m.explanations.WithLabelValues(pathSync).Inc()
+	}
+	resp := &scoringv1.ScoreResponse{
+		TransactionId: p.TransactionId, Score: p.Score, Decision: p.Decision, Threshold: p.Threshold,
+		ModelName: p.ModelName, ModelVersion: p.ModelVersion, Task: p.Task, Latency: p.Latency, Shadow: p.Shadow,
+	}
+	if req.GetExplain() {
+		resp.Explanation = p.Explanation
+	}
+	s.logSync(ctx, p)
+	return resp, nil
+}
+
+// fetchFeatures asks FeatureService for tx's vector (read-only) within the features timeout.
+func (s *Server) fetchFeatures(ctx context.Context, tx *eventsv1.Transaction) (*eventsv1.FeatureVector, error) {
+	if s.deps.Features == nil {
+		return nil, status.Error(codes.FailedPrecondition, "no feature service configured: send features in the request")
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.FeaturesTimeout)
+	defer cancel()
+	resp, err := s.deps.Features.GetOnlineFeatures(fctx, &featuresv1.GetOnlineFeaturesRequest{Transaction: tx})
+	if err != nil {
+		st := status.Convert(err)
+		switch st.Code() {
+		case codes.InvalidArgument:
+			return nil, status.Errorf(codes.InvalidArgument, "features: %s", st.Message())
+		case codes.Canceled:
+			return nil, status.Error(codes.Canceled, "features: canceled")
+		default:
+			return nil, status.Errorf(codes.Unavailable, "features: %s: %s", st.Code(), st.Message())
+		}
+	}
+	if resp.GetVector() == nil {
+		return nil, status.Error(codes.Unavailable, "features: empty response")
+	}
+	return resp.GetVector(), nil
+}
+
+// logSync hands a sync prediction to the publisher. When the buffer is full it waits for
+// room until ctx ends (the call's deadline) and then counts the prediction as dropped.
+func (s *Server) logSync(ctx context.Context, p *eventsv1.Prediction) {
+	if s.deps.Producer == nil {
+		return
+	}
+	b, err := proto.Marshal(p)
+	if err != nil {
+		s.m.syncLogDropped.Inc()
+		return
+	}
+	rec := kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(p.TransactionId), b, kafkaio.ContentTypeProtobuf, traceHeaders(p.Trace))
+	select {
+	case <-s.logDone:
+		s.m.syncLogDropped.Inc()
+		return
+	default:
+	}
+	select {
+	case s.logCh <- rec:
+		return
+	default:
+	}
+	select {
+	case s.logCh <- rec:
+	case <-ctx.Done():
+		s.m.syncLogDropped.Inc()
+	case <-s.logDone:
+		s.m.syncLogDropped.Inc()
+	}
+}
+
+func traceHeaders(tc *eventsv1.TraceContext) []kafka.Header {
+	if tc.GetTraceparent() == "" {
+		return nil
+	}
+	h := []kafka.Header{{Key: kafkaio.HeaderTraceparent, Value: []byte(tc.GetTraceparent())}}
+	if tc.GetTracestate() != "" {
+		h = append(h, kafka.Header{Key: kafkaio.HeaderTracestate, Value: []byte(tc.GetTracestate())})
+	}
+	return h
+}
+
+// SyncLogActor publishes sync-path predictions to the predictions topic in batches, retrying
+// failed writes with capped backoff. On shutdown it publishes what is buffered within the
+// shutdown timeout, then closes the producer.
+func (s *Server) SyncLogActor() run.Actor {
+	return run.Actor{Name: "sync-prediction-log", Run: func(ctx context.Context) error {
+		if s.deps.Producer == nil {
+			<-ctx.Done()
+			close(s.logDone)
+			return nil
+		}
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		batch := make([]kafka.Message, 0, 256)
+		write := func() {
+			backoff := 50 * time.Millisecond
+			for len(batch) > 0 {
+				err := s.deps.Producer.WriteMessages(wctx, batch...)
+				if err == nil {
+					break
+				}
+				if wctx.Err() != nil {
+					s.m.syncLogDropped.Add(float64(len(batch)))
+					break
+				}
+				s.logger.Warn("sync predictions not published; retrying", "topic", s.cfg.PredictionsTopic, "records", len(batch), "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-wctx.Done():
+				}
+				backoff = min(2*backoff, 5*time.Second)
+			}
+			batch = batch[:0]
+		}
+		collect := func(first kafka.Message) {
+			batch = append(batch, first)
+			for len(batch) < cap(batch) {
+				select {
+				case m := <-s.logCh:
+					batch = append(batch, m)
+				default:
+					return
+				}
+			}
+		}
+		for {
+			select {
+			case m := <-s.logCh:
+				collect(m)
+				write()
+				continue
+			case <-ctx.Done():
+			}
+			break
+		}
+		// Draining: stop accepting, publish what is buffered within the shutdown timeout.
+		close(s.logDone)
+		timer := time.AfterFunc(s.cfg.ShutdownTimeout, cancel)
+		defer timer.Stop()
+		for {
+			select {
+			case m := <-s.logCh:
+				collect(m)
+				write()
+				continue
+			default:
+			}
+			break
+		}
+		if err := s.deps.Producer.Close(); err != nil {
+			return fmt.Errorf("sync prediction log: %w", err)
+		}
+		return nil
+	}}
+}

@@ -1,0 +1,99 @@
+package scoring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+)
+
+// HandleFeatures is the kafkaio.BatchHandler of features.v1: it decodes each FeatureVector,
+// scores it with the champion (and the challenger in shadow) and returns one Prediction
+// record per vector for the predictions topic, keyed by transaction id, with the record's
+// trace context. The whole batch is scored by the model that was current when it started.
+//
+// Undecodable records are permanent errors (reason decode), vectors of another feature spec
+// too (reason spec_mismatch), and vectors of the wrong length (reason validation). While no
+// champion is loaded the batch fails transiently, so the loop waits and retries it.
+func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
+	champ := s.champion.acquire()
+	if champ == nil {
+		return nil, ErrNoModel
+	}
+	defer champ.release()
+	var chall *Model
+	if s.cfg.ChallengerEnabled {
+		if chall = s.challenger.acquire(); chall != nil {
+			defer chall.release()
+		}
+	}
+	results := make([]kafkaio.Result, len(msgs))
+	// One buffer for every encoded prediction of the batch: each record's value is a
+	// sub-slice; when append moves the buffer, the earlier values keep the old array.
+	buf := make([]byte, 0, 512*len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		rec, nb, err := s.handleOne(champ, chall, m, buf)
+		buf = nb
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		results[i].Output = []kafka.Message{rec}
+	}
+	return results, nil
+}
+
+func (s *Server) handleOne(champ, chall *Model, m *kafka.Message, buf []byte) (kafka.Message, []byte, error) {
+	start := s.sc.now()
+	if ct, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderContentType); ok && string(ct) != kafkaio.ContentTypeProtobuf {
+		s.m.rejected.WithLabelValues(topics.ReasonDecode).Inc()
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonDecode, fmt.Errorf("feature vector at %s/%d/%d: unsupported content type %q", m.Topic, m.Partition, m.Offset, ct))
+	}
+	fv := new(eventsv1.FeatureVector)
+	if err := proto.Unmarshal(m.Value, fv); err != nil {
+		s.m.rejected.WithLabelValues(topics.ReasonDecode).Inc()
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonDecode, fmt.Errorf("decode FeatureVector at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+	}
+	if fv.GetTransactionId() == "" {
+		s.m.rejected.WithLabelValues(topics.ReasonValidation).Inc()
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonValidation, fmt.Errorf("feature vector at %s/%d/%d has no transaction id", m.Topic, m.Partition, m.Offset))
+	}
+	r := request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_STREAM, featuresSec: s.sc.now().Sub(start).Seconds()}
+	if tp, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTraceparent); ok && kafkaio.ValidTraceparent(tp) {
+		r.traceparent = string(tp)
+		if ts, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTracestate); ok {
+			r.tracestate = string(ts)
+		}
+	}
+	p, err := s.sc.score(champ, chall, r)
+	switch {
+	case errors.Is(err, ErrSpecMismatch):
+		s.m.rejected.WithLabelValues(topics.ReasonSpecMismatch).Inc()
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonSpecMismatch, fmt.Errorf("transaction %q: %w", fv.GetTransactionId(), err))
+	case errors.Is(err, ErrInvalidFeatures):
+		s.m.rejected.WithLabelValues(topics.ReasonValidation).Inc()
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonValidation, fmt.Errorf("transaction %q: %w", fv.GetTransactionId(), err))
+	case err != nil:
+		return kafka.Message{}, buf, err // transient: LightGBM failing is not the record's fault
+	}
+	if p.Explanation != nil {
+		s.m.explanations.WithLabelValues(pathStream).Inc()
+	}
+	if p.Latency.EndToEndSeconds > 0 {
+		s.m.endToEnd.WithLabelValues(pathStream).Observe(p.Latency.EndToEndSeconds)
+	}
+	from := len(buf)
+	buf, err = proto.MarshalOptions{}.MarshalAppend(buf, p)
+	if err != nil {
+		return kafka.Message{}, buf, kafkaio.Permanent(fmt.Errorf("encode Prediction of transaction %q: %w", fv.GetTransactionId(), err))
+	}
+	value := buf[from:len(buf):len(buf)]
+	return kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(fv.GetTransactionId()), value, kafkaio.ContentTypeProtobuf, m.Headers), buf, nil
+}

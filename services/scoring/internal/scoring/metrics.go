@@ -1,0 +1,172 @@
+package scoring
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+)
+
+// Outcomes of mlops_scoring_predictions_total.
+const (
+	outcomeOK      = "ok"
+	outcomeInvalid = "invalid"
+	outcomeError   = "error"
+)
+
+// Paths, the path label of the latency histograms.
+const (
+	pathStream = "stream"
+	pathSync   = "sync"
+)
+
+// metrics are the scoring service's own instruments (see README, "Metrics").
+type metrics struct {
+	predictions      *prometheus.CounterVec   // model_version, outcome
+	fraudPredictions *prometheus.CounterVec   // model_version, decision
+	inference        *prometheus.HistogramVec // model_version
+	score            *prometheus.HistogramVec // model_version
+	endToEnd         *prometheus.HistogramVec // path
+	explanations     *prometheus.CounterVec   // path
+	modelInfo        *prometheus.GaugeVec     // model_name, model_version, alias, spec
+	reloads          *prometheus.CounterVec   // alias, outcome
+	syncLogDropped   prometheus.Counter
+	rejected         *prometheus.CounterVec // reason
+
+	window *detectionWindow
+}
+
+// modelMetrics are the instruments of one model version, resolved once at load so the hot
+// path does no label lookups.
+type modelMetrics struct {
+	ok, invalid, errored prometheus.Counter
+	alert, pass          prometheus.Counter
+	inference            prometheus.Observer
+	score                prometheus.Observer
+}
+
+func newMetrics(reg prometheus.Registerer, window int) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		predictions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_predictions_total",
+			Help: "Scoring attempts by model version and outcome (ok, invalid input, error).",
+		}, []string{"model_version", "outcome"}),
+		fraudPredictions: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_fraud_predictions_total",
+			Help: "Predictions by model version and decision (alert, pass); the founding document's fraud_predictions_total.",
+		}, []string{"model_version", "decision"}),
+		inference: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlops_scoring_inference_duration_seconds",
+			Help:    "Time in the champion's predict, per prediction.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"model_version"}),
+		score: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlops_scoring_score",
+			Help:    "Distribution of the champion's scores.",
+			Buckets: prometheus.LinearBuckets(0.05, 0.05, 19),
+		}, []string{"model_version"}),
+		endToEnd: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mlops_scoring_end_to_end_duration_seconds",
+			Help:    "Latency per path: stream from the transaction's ingestion to scored; sync from request receipt to answer.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"path"}),
+		explanations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_explanations_total",
+			Help: "Predictions given a SHAP explanation, by path.",
+		}, []string{"path"}),
+		modelInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "mlops_scoring_model_info",
+			Help: "1 for each loaded model: name, version, alias and feature spec fingerprint.",
+		}, []string{"model_name", "model_version", "alias", "spec"}),
+		reloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_model_reloads_total",
+			Help: "Model swaps and failed load attempts, by alias and outcome (swapped, failed, unloaded).",
+		}, []string{"alias", "outcome"}),
+		syncLogDropped: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_scoring_sync_log_dropped_total",
+			Help: "Sync predictions answered but not published to the predictions topic (buffer full until the call's deadline, or shutdown).",
+		}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_rejected_total",
+			Help: "Feature vectors refused, by reason (decode, spec_mismatch, validation).",
+		}, []string{"reason"}),
+		window: newDetectionWindow(window),
+	}
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mlops_scoring_fraud_detection_rate",
+		Help: "Share of alerts among the most recent predictions (-metrics.detection-window); the founding document's fraud_detection_rate.",
+	}, m.window.rate)
+	return m
+}
+
+func (m *metrics) forVersion(version string) *modelMetrics {
+	return &modelMetrics{
+		ok:        m.predictions.WithLabelValues(version, outcomeOK),
+		invalid:   m.predictions.WithLabelValues(version, outcomeInvalid),
+		errored:   m.predictions.WithLabelValues(version, outcomeError),
+		alert:     m.fraudPredictions.WithLabelValues(version, "alert"),
+		pass:      m.fraudPredictions.WithLabelValues(version, "pass"),
+		inference: m.inference.WithLabelValues(version),
+		score:     m.score.WithLabelValues(version),
+	}
+}
+
+// observe records one successful champion prediction.
+func (m *metrics) observe(mm *modelMetrics, score, inferSeconds float64, d eventsv1.Decision) {
+	mm.ok.Inc()
+	mm.inference.Observe(inferSeconds)
+	mm.score.Observe(score)
+	alert := d == eventsv1.Decision_DECISION_ALERT
+	if alert {
+		mm.alert.Inc()
+	} else {
+		mm.pass.Inc()
+	}
+	m.window.add(alert)
+}
+
+// detectionWindow is a ring of the most recent decisions with a running count of alerts.
+type detectionWindow struct {
+	mu     sync.Mutex
+	ring   []bool
+	next   int
+	filled int
+	alerts int
+}
+
+func newDetectionWindow(n int) *detectionWindow {
+	return &detectionWindow{ring: make([]bool, max(n, 1))}
+}
+
+func (w *detectionWindow) add(alert bool) {
+	w.mu.Lock()
+	if w.filled == len(w.ring) {
+		if w.ring[w.next] {
+			w.alerts--
+		}
+	} else {
+		w.filled++
+	}
+	w.ring[w.next] = alert
+	if alert {
+		w.alerts++
+	}
+	w.next++
+	if w.next == len(w.ring) {
+		w.next = 0
+	}
+	w.mu.Unlock()
+}
+
+// rate is alerts / predictions in the window; 0 when empty.
+func (w *detectionWindow) rate() float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.filled == 0 {
+		return 0
+	}
+	return float64(w.alerts) / float64(w.filled)
+}

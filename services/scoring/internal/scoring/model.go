@@ -1,0 +1,178 @@
+package scoring
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
+	"github.com/streaming-mlops/mlops/services/platform/modelstore"
+)
+
+// Predictor scores one feature vector. *lightgbm.FastPredictorPool satisfies it.
+type Predictor interface {
+	Predict(row []float64) (float64, error)
+}
+
+// Explainer writes the SHAP contributions of one row (one per feature, then the bias) into
+// dst. *lightgbm.FastPredictorPool made with lightgbm.PredictContrib satisfies it.
+type Explainer interface {
+	PredictInto(dst, row []float64) (int, error)
+}
+
+// Model is one loaded model version with its predictors. Users hold a reference between
+// acquire and release; the predictors are closed after the holder dropped the model (swap)
+// and its last user released it, so a request in flight finishes on the model it started with.
+type Model struct {
+	Name      string
+	Version   string
+	Alias     string
+	Spec      featurespec.Spec
+	Task      eventsv1.Task
+	Threshold float64
+	SHA256    string
+	LoadedAt  time.Time
+
+	specVersion string
+	names       []string
+	predictor   Predictor
+	explainer   Explainer
+	closers     []func() error
+
+	obs *modelMetrics // per-version instruments, resolved once
+
+	// fromCache is true while the model is the local copy served during an MLflow outage.
+	fromCache atomic.Bool
+
+	// refs counts the holder's reference (1 while installed) plus users. At zero the model
+	// is closed and can never be acquired again.
+	refs     atomic.Int64
+	closeErr error
+	closed   chan struct{}
+}
+
+// newModel wraps predictors for a verified version. closers run when the model is retired.
+func newModel(name, version, alias string, spec featurespec.Spec, threshold float64, sha string, p Predictor, e Explainer, closers ...func() error) *Model {
+	m := &Model{
+		Name: name, Version: version, Alias: alias, Spec: spec, Threshold: threshold, SHA256: sha,
+		LoadedAt: time.Now(), specVersion: strconv.Itoa(spec.Version), names: spec.Names(),
+		predictor: p, explainer: e, closers: closers, closed: make(chan struct{}),
+	}
+	switch spec.Task {
+	case featurespec.TaskBinary:
+		m.Task = eventsv1.Task_TASK_BINARY_CLASSIFICATION
+	case featurespec.TaskRegression:
+		m.Task = eventsv1.Task_TASK_REGRESSION
+	}
+	m.refs.Store(1)
+	return m
+}
+
+// buildModel loads l's text model into LightGBM and makes its single-row predictors.
+func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold float64) (*Model, error) {
+	b, err := lib.LoadModelString(string(l.ModelText))
+	if err != nil {
+		return nil, fmt.Errorf("load model %q version %s into lightgbm: %w", l.ModelName, l.Version, err)
+	}
+	if b.NumFeatures() != l.Spec.Len() {
+		return nil, errors.Join(fmt.Errorf("model %q version %s has %d features, its spec %s has %d", l.ModelName, l.Version, b.NumFeatures(), l.Spec.ID(), l.Spec.Len()), b.Close())
+	}
+	pred, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), b.Close())
+	}
+	contrib, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictContrib, NumThreads: 1})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), pred.Close(), b.Close())
+	}
+	// The booster stays open while the model serves: the pools make new predictors from it
+	// when concurrency grows.
+	th := l.Manifest.Threshold
+	if th == 0 {
+		th = defaultThreshold
+	}
+	m := newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, contrib, pred.Close, contrib.Close, b.Close)
+	m.fromCache.Store(l.FromCache)
+	return m, nil
+}
+
+// tryAcquire takes a user reference unless the model is already retired.
+func (m *Model) tryAcquire() bool {
+	for {
+		n := m.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if m.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops one reference; the last one closes the predictors.
+func (m *Model) release() {
+	if m.refs.Add(-1) == 0 {
+		var errs []error
+		for _, c := range m.closers {
+			errs = append(errs, c())
+		}
+		m.closeErr = errors.Join(errs...)
+		close(m.closed)
+	}
+}
+
+// FromCache reports whether the model was loaded from the local cache during an MLflow
+// outage (and not confirmed by MLflow since).
+func (m *Model) FromCache() bool { return m.fromCache.Load() }
+
+// Closed is closed once the model's predictors are freed.
+func (m *Model) Closed() <-chan struct{} { return m.closed }
+
+// decide applies the threshold.
+func (m *Model) decide(score float64) eventsv1.Decision {
+	if score >= m.Threshold {
+		return eventsv1.Decision_DECISION_ALERT
+	}
+	return eventsv1.Decision_DECISION_PASS
+}
+
+// slot holds the model of one alias. It is safe for concurrent use.
+type slot struct {
+	cur atomic.Pointer[Model]
+	mu  sync.Mutex // serialises swaps
+}
+
+// acquire returns the current model with a user reference, or nil when none is loaded.
+// The caller must release it.
+func (s *slot) acquire() *Model {
+	for {
+		m := s.cur.Load()
+		if m == nil {
+			return nil
+		}
+		if m.tryAcquire() {
+			return m
+		}
+		// m was retired between Load and tryAcquire: a newer model is installed.
+	}
+}
+
+// swap installs m (nil unloads) and retires the previous model, which closes after its
+// last user. It returns the previous model (already released by the slot).
+func (s *slot) swap(m *Model) *Model {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.cur.Swap(m)
+	if old != nil {
+		old.release()
+	}
+	return old
+}
+
+// peek returns the installed model without a reference, for descriptions only.
+func (s *slot) peek() *Model { return s.cur.Load() }

@@ -1,0 +1,300 @@
+package scoring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/services/platform/mlflow"
+	"github.com/streaming-mlops/mlops/services/platform/modelstore"
+	"github.com/streaming-mlops/mlops/services/platform/run"
+)
+
+// LoadModels loads the champion and, when enabled, the challenger (best effort: a missing
+// challenger is not an error). MLflow being down is handled by the Store, which serves the
+// verified local copy.
+func (s *Server) LoadModels(ctx context.Context) error {
+	if err := s.refresh(ctx, modelstore.AliasChampion); err != nil {
+		return err
+	}
+	if s.cfg.ChallengerEnabled {
+		if err := s.refresh(ctx, modelstore.AliasChallenger); err != nil {
+			s.logger.Warn("challenger not loaded; scoring without shadow", "model", s.cfg.ModelName, "err", err)
+		}
+	}
+	return nil
+}
+
+// Install puts m into the slot of alias ("champion" or "challenger"), retiring the model it
+// replaces once its last request finished. LoadModels and the reload actor use it; tests may
+// install models built in process.
+func (s *Server) Install(alias string, m *Model) {
+	sl := s.slotOf(alias)
+	if m != nil {
+		m.Alias = alias
+		m.obs = s.m.forVersion(m.Version)
+	}
+	old := sl.swap(m)
+	if old != nil {
+		s.m.modelInfo.DeleteLabelValues(old.Name, old.Version, alias, old.Spec.Fingerprint())
+	}
+	if m == nil {
+		if old != nil {
+			s.m.reloads.WithLabelValues(alias, "unloaded").Inc()
+			s.logger.Info("model unloaded", "alias", alias, "model", old.Name, "model_version", old.Version)
+		}
+		return
+	}
+	s.m.modelInfo.WithLabelValues(m.Name, m.Version, alias, m.Spec.Fingerprint()).Set(1)
+	s.m.reloads.WithLabelValues(alias, "swapped").Inc()
+	prev := ""
+	if old != nil {
+		prev = old.Version
+	}
+	s.logger.Info("model loaded", "alias", alias, "model", m.Name, "model_version", m.Version, "previous", prev,
+		"threshold", m.Threshold, "from_cache", m.fromCache.Load(), "sha256", m.SHA256)
+}
+
+func (s *Server) slotOf(alias string) *slot {
+	if alias == modelstore.AliasChallenger {
+		return &s.challenger
+	}
+	return &s.champion
+}
+
+// refresh makes the slot of alias hold the version alias points at in the registry. It is
+// called from one goroutine at a time (startup, then the reload loop). A cheap alias lookup
+// comes first, so an unchanged alias downloads nothing. When MLflow is down the current
+// model keeps serving; without one the Store's verified cache is used.
+func (s *Server) refresh(ctx context.Context, alias string) error {
+	if s.deps.Store == nil || s.deps.Lib == nil {
+		return errors.New("no model store configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LoadTimeout)
+	defer cancel()
+	cur := s.slotOf(alias).peek()
+	if cur != nil {
+		mv, err := s.deps.Store.Client.GetVersionByAlias(ctx, s.cfg.ModelName, alias)
+		switch {
+		case err == nil && mv.Version == cur.Version && !cur.fromCache.Load():
+			return nil
+		case errors.Is(err, mlflow.ErrNotFound) && alias == modelstore.AliasChallenger:
+			s.Install(alias, nil)
+			return nil
+		case err != nil:
+			s.m.reloads.WithLabelValues(alias, "failed").Inc()
+			return fmt.Errorf("resolve alias %q of model %q (serving version %s): %w", alias, s.cfg.ModelName, cur.Version, err)
+		}
+	}
+	l, err := s.deps.Store.LoadAlias(ctx, s.cfg.ModelName, alias, s.cfg.Spec.Fingerprint())
+	if err != nil {
+		if errors.Is(err, mlflow.ErrNotFound) && alias == modelstore.AliasChallenger {
+			return nil
+		}
+		s.m.reloads.WithLabelValues(alias, "failed").Inc()
+		return err
+	}
+	if cur != nil && cur.Version == l.Version && cur.SHA256 == l.Manifest.SHA256 {
+		// Same model: at most it is now confirmed by MLflow instead of the cache.
+		cur.fromCache.Store(l.FromCache)
+		return nil
+	}
+	m, err := buildModel(s.deps.Lib, l, s.cfg.DefaultThreshold)
+	if err != nil {
+		s.m.reloads.WithLabelValues(alias, "failed").Inc()
+		return err
+	}
+	s.Install(alias, m)
+	return nil
+}
+
+// refreshAll refreshes every served alias and logs failures (the current models keep serving).
+func (s *Server) refreshAll(ctx context.Context) {
+	aliases := []string{modelstore.AliasChampion}
+	if s.cfg.ChallengerEnabled {
+		aliases = append(aliases, modelstore.AliasChallenger)
+	}
+	for _, a := range aliases {
+		if err := s.refresh(ctx, a); err != nil && ctx.Err() == nil {
+			s.logger.Warn("model reload failed; keeping the current model", "alias", a, "model", s.cfg.ModelName, "err", err)
+		}
+	}
+}
+
+// ReloadActor keeps the served models current: it reloads on model.events records that move
+// a served alias of the served model, and polls the aliases every PollInterval as a safety
+// net (every second while no champion is loaded).
+func (s *Server) ReloadActor() run.Actor {
+	return run.Actor{Name: "model-reload", Run: func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		wg.Go(func() { s.watchModelEvents(ctx) })
+		defer wg.Wait()
+		for {
+			wait := s.cfg.PollInterval
+			if s.champion.peek() == nil {
+				wait = min(wait, time.Second)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			case <-s.reload:
+				t.Stop()
+			}
+			s.refreshAll(ctx)
+		}
+	}}
+}
+
+// Reload asks the reload loop to refresh the aliases now. It does not wait.
+func (s *Server) Reload() {
+	select {
+	case s.reload <- struct{}{}:
+	default:
+	}
+}
+
+// WatchingModelEvents is closed once the model.events watcher reads from the end of every
+// partition: events published after that are seen.
+func (s *Server) WatchingModelEvents() <-chan struct{} { return s.watchOK }
+
+// watchModelEvents reads model.events from its current end, without a consumer group (each
+// replica sees every event and nothing is committed), and triggers a reload on alias moves.
+func (s *Server) watchModelEvents(ctx context.Context) {
+	topic := s.cfg.ModelEventsTopic
+	var offsets map[int]int64
+	backoff := 100 * time.Millisecond
+	for warned := false; ; {
+		var err error
+		if offsets, err = endOffsets(ctx, s.cfg.Kafka.Brokers, topic); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !warned {
+			s.logger.Warn("model events not watched yet; polling the registry meanwhile", "topic", topic, "err", err)
+			warned = true
+		}
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for p, off := range offsets {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: s.cfg.Kafka.Brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond,
+			Dialer:         &kafka.Dialer{ClientID: s.cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true},
+			ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
+		})
+		if err := r.SetOffset(off); err != nil {
+			s.logger.Warn("model events partition not watched", "topic", topic, "partition", p, "err", err)
+			_ = r.Close()
+			continue
+		}
+		wg.Go(func() {
+			defer r.Close()
+			s.readModelEvents(ctx, r, p)
+		})
+	}
+	close(s.watchOK)
+}
+
+func (s *Server) readModelEvents(ctx context.Context, r *kafka.Reader, partition int) {
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.logger.Warn("model events read failed; retrying", "topic", s.cfg.ModelEventsTopic, "partition", partition, "err", err)
+			if !sleepCtx(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		var ev eventsv1.ModelEvent
+		if err := proto.Unmarshal(m.Value, &ev); err != nil {
+			s.logger.Warn("undecodable model event ignored", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+			continue
+		}
+		if s.relevant(&ev) {
+			s.logger.Info("model event received", "type", ev.GetType().String(), "model", ev.GetModelName(), "alias", ev.GetAlias(),
+				"model_version", ev.GetToVersion(), "previous", ev.GetFromVersion(), "event_id", ev.GetEventId())
+			s.Reload()
+		}
+	}
+}
+
+// relevant reports whether ev moves an alias this service serves.
+func (s *Server) relevant(ev *eventsv1.ModelEvent) bool {
+	if ev.GetModelName() != s.cfg.ModelName {
+		return false
+	}
+	switch ev.GetType() {
+	case eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED, eventsv1.ModelEventType_MODEL_EVENT_TYPE_ROLLED_BACK,
+		eventsv1.ModelEventType_MODEL_EVENT_TYPE_ALIAS_REMOVED:
+	default:
+		return false
+	}
+	return ev.GetAlias() == modelstore.AliasChampion || (s.cfg.ChallengerEnabled && ev.GetAlias() == modelstore.AliasChallenger)
+}
+
+// endOffsets returns the high watermark of every partition of topic.
+func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	tr := &kafka.Transport{ClientID: "scoring-model-events", DialTimeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of %q: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("topic %q has no partitions", topic)
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
+	}
+	out := make(map[int]int64, len(reqs))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

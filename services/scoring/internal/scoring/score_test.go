@@ -1,0 +1,197 @@
+package scoring
+
+import (
+	"math"
+	"strconv"
+	"testing"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
+	"github.com/streaming-mlops/mlops/services/scoring/internal/scoring/scoringtest"
+)
+
+// TestScoreEqualsLightGBM checks that the stream handler's prediction for each row is the
+// LightGBM binding's batch output for the same model and vector (and so Python's: the binding
+// has bit-exact parity tests), that decisions follow the threshold, and that explanations
+// are the top 3 SHAP values by |contribution|, equal to the binding's contrib output.
+func TestScoreEqualsLightGBM(t *testing.T) {
+	t.Parallel()
+	l := lib(t)
+	d := scoringtest.FraudData(t)
+	text := scoringtest.TrainModel(t, l, 20)
+	want := expectedScores(t, l, text, d, lightgbm.PredictNormal)
+	contrib := expectedScores(t, l, text, d, lightgbm.PredictContrib)
+	const threshold = 0.5
+	cfg := testConfig(t)
+	cfg.ExplainSampleRate = 0.2
+	s, _ := newTestServer(t, cfg, Deps{}, localModel(t, l, text, "7", threshold))
+
+	n := 400
+	msgs := make([]kafka.Message, n)
+	for i := range n {
+		b, err := proto.Marshal(vector(d, i, "parity"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = kafka.Message{Topic: "features", Partition: 0, Offset: int64(i), Value: b,
+			Headers: []kafka.Header{{Key: kafkaio.HeaderTraceparent, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")}}}
+	}
+	res, err := s.HandleFeatures(t.Context(), msgs)
+	if err != nil || len(res) != n {
+		t.Fatalf("HandleFeatures() = %d results, %v; want %d, nil", len(res), err, n)
+	}
+	alerts, explained, sampledPass := 0, 0, 0
+	for i, r := range res {
+		if r.Err != nil || len(r.Output) != 1 {
+			t.Fatalf("record %d: %d outputs, %v", i, len(r.Output), r.Err)
+		}
+		out := r.Output[0]
+		var p eventsv1.Prediction
+		if err := proto.Unmarshal(out.Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		if out.Topic != cfg.PredictionsTopic || string(out.Key) != "tx-parity-"+strconv.Itoa(i) || p.TransactionId != string(out.Key) {
+			t.Errorf("record %d: topic %s key %s, want %s keyed by transaction id", i, out.Topic, out.Key, cfg.PredictionsTopic)
+		}
+		if tp, _ := kafkaio.HeaderValue(out.Headers, kafkaio.HeaderTraceparent); string(tp) != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" || p.GetTrace().GetTraceparent() != string(tp) {
+			t.Errorf("record %d: traceparent %q / %q not propagated", i, tp, p.GetTrace().GetTraceparent())
+		}
+		if p.Score != want[i] {
+			t.Errorf("record %d: score %.17g, lightgbm says %.17g", i, p.Score, want[i])
+		}
+		wantDecision := eventsv1.Decision_DECISION_PASS
+		if want[i] >= threshold {
+			wantDecision = eventsv1.Decision_DECISION_ALERT
+			alerts++
+		}
+		if p.Decision != wantDecision || p.Threshold != threshold || p.ModelVersion != "7" || p.Path != eventsv1.ScoringPath_SCORING_PATH_STREAM {
+			t.Errorf("record %d: decision %v threshold %v version %s path %v", i, p.Decision, p.Threshold, p.ModelVersion, p.Path)
+		}
+		if p.Latency.GetInferenceSeconds() <= 0 || p.Latency.GetEndToEndSeconds() < 0.01 || p.GetScoredAt() == nil || p.GetFeatures().GetTransactionId() != p.TransactionId {
+			t.Errorf("record %d: latency %v scored_at %v features %v", i, p.Latency, p.ScoredAt, p.Features != nil)
+		}
+		if wantDecision == eventsv1.Decision_DECISION_ALERT && p.Explanation == nil {
+			t.Errorf("record %d: alert without explanation", i)
+		}
+		if p.Explanation == nil {
+			continue
+		}
+		explained++
+		if wantDecision == eventsv1.Decision_DECISION_PASS {
+			sampledPass++
+		}
+		checkExplanation(t, i, &p, contrib[i*(d.Width+1):(i+1)*(d.Width+1)], d.Row(i))
+	}
+	if alerts == 0 || alerts == n {
+		t.Fatalf("%d of %d alerts: the fixture model should produce both decisions", alerts, n)
+	}
+	if pass := n - alerts; sampledPass < pass/10 || sampledPass > pass*3/10 {
+		t.Errorf("%d of %d passes explained at sample rate 0.2", sampledPass, pass)
+	}
+	t.Logf("%d records, %d alerts, %d explained", n, alerts, explained)
+}
+
+func checkExplanation(t *testing.T, i int, p *eventsv1.Prediction, contrib, row []float64) {
+	t.Helper()
+	ex := p.Explanation
+	names := featurespec.Fraud().Names()
+	if ex.Method != "tree_shap" || len(ex.Contributions) != 3 || ex.BaseValue != contrib[len(row)] {
+		t.Errorf("record %d: explanation %v, want 3 tree_shap contributions with base %v", i, ex, contrib[len(row)])
+		return
+	}
+	// The kept ones are the largest |contribution|, in descending order.
+	var rest []float64
+	kept := map[string]bool{}
+	for j, c := range ex.Contributions {
+		k := featurespec.Fraud().Index(c.Feature)
+		if k < 0 || c.Contribution != contrib[k] || !(c.Value == row[k] || math.IsNaN(row[k]) && math.IsNaN(c.Value)) {
+			t.Errorf("record %d: contribution %d = %v, lightgbm says %s=%v (value %v)", i, j, c, names[max(k, 0)], contrib[max(k, 0)], row[max(k, 0)])
+		}
+		if j > 0 && math.Abs(c.Contribution) > math.Abs(ex.Contributions[j-1].Contribution) {
+			t.Errorf("record %d: contributions not ordered by |contribution|: %v", i, ex.Contributions)
+		}
+		kept[c.Feature] = true
+	}
+	sum := contrib[len(row)]
+	for k, n := range names {
+		sum += contrib[k]
+		if !kept[n] {
+			rest = append(rest, contrib[k])
+		}
+	}
+	for _, r := range rest {
+		if math.Abs(r) > math.Abs(ex.Contributions[2].Contribution) {
+			t.Errorf("record %d: dropped contribution %v is larger than kept %v", i, r, ex.Contributions[2].Contribution)
+		}
+	}
+	// base + all contributions = raw score = logit(probability).
+	if raw := math.Log(p.Score / (1 - p.Score)); math.Abs(sum-raw) > 1e-9 {
+		t.Errorf("record %d: base+contributions = %v, logit(score) = %v", i, sum, raw)
+	}
+}
+
+// TestHandleFeaturesRejects checks the dead-letter reasons of bad records and that a batch
+// waits (transient error) while no model is loaded.
+func TestHandleFeaturesRejects(t *testing.T) {
+	t.Parallel()
+	l := lib(t)
+	d := scoringtest.FraudData(t)
+	text := scoringtest.TrainModel(t, l, 20)
+	s, reg := newTestServer(t, testConfig(t), Deps{}, localModel(t, l, text, "1", 0.8))
+
+	enc := func(mut func(fv *eventsv1.FeatureVector)) []byte {
+		fv := vector(d, 1, "rej")
+		mut(fv)
+		b, err := proto.Marshal(fv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name    string
+		msg     kafka.Message
+		reason  string
+		wantErr bool
+	}{
+		{name: "ok", msg: kafka.Message{Value: enc(func(*eventsv1.FeatureVector) {})}},
+		{name: "not protobuf", msg: kafka.Message{Value: []byte{0xff, 0xff, 0xff}}, reason: topics.ReasonDecode, wantErr: true},
+		{name: "json content type", msg: kafka.Message{Value: enc(func(*eventsv1.FeatureVector) {}), Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/json")}}}, reason: topics.ReasonDecode, wantErr: true},
+		{name: "other spec version", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecVersion = "2" })}, reason: topics.ReasonSpecMismatch, wantErr: true},
+		{name: "other spec", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecName = "purchase" })}, reason: topics.ReasonSpecMismatch, wantErr: true},
+		{name: "short vector", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.Values = fv.Values[:3] })}, reason: topics.ReasonValidation, wantErr: true},
+		{name: "no transaction id", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.TransactionId = "" })}, reason: topics.ReasonValidation, wantErr: true},
+		{name: "missing values are fine", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) {
+			for i := range fv.Values {
+				fv.Values[i] = math.NaN()
+			}
+		})}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := s.HandleFeatures(t.Context(), []kafka.Message{tt.msg})
+			if err != nil || len(res) != 1 {
+				t.Fatalf("HandleFeatures() = %v, %v", res, err)
+			}
+			if got := res[0].Err; (got != nil) != tt.wantErr || kafkaio.Reason(got) != tt.reason {
+				t.Errorf("error = %v (reason %q), want reason %q", got, kafkaio.Reason(got), tt.reason)
+			}
+		})
+	}
+	t.Run("no model", func(t *testing.T) {
+		t.Parallel()
+		empty, _ := newTestServer(t, testConfig(t), Deps{}, nil)
+		_, err := empty.HandleFeatures(t.Context(), []kafka.Message{tests[0].msg})
+		if err == nil || kafkaio.IsPermanent(err) {
+			t.Errorf("HandleFeatures() without model = %v, want a transient error", err)
+		}
+	})
+	_ = reg
+}

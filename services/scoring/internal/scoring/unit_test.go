@@ -1,0 +1,281 @@
+package scoring
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+)
+
+func TestTopK(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		c    []float64
+		k    int
+		want []int
+	}{
+		{name: "by absolute value", c: []float64{0.1, -3, 2, 0.5, -2.5}, k: 3, want: []int{1, 4, 2}},
+		{name: "ties keep lower index first", c: []float64{1, -1, 1, 0}, k: 3, want: []int{0, 1, 2}},
+		{name: "k above length", c: []float64{0.2, -0.4}, k: 3, want: []int{1, 0}},
+		{name: "k one", c: []float64{0.2, -0.4, 0.3}, k: 1, want: []int{1}},
+		{name: "zeros", c: []float64{0, 0, 0, 0}, k: 2, want: []int{0, 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := topK(tt.c, tt.k, make([]int, 0, tt.k))
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("topK(%v, %d) mismatch (-want +got):\n%s", tt.c, tt.k, diff)
+			}
+		})
+	}
+}
+
+func TestTopKAllocs(t *testing.T) {
+	c := []float64{0.1, -3, 2, 0.5, -2.5, 7, 0, 1}
+	var buf [16]int
+	if n := testing.AllocsPerRun(100, func() { topK(c, 3, buf[:0]) }); n != 0 {
+		t.Errorf("topK allocates %v times per call, want 0", n)
+	}
+}
+
+func TestSampled(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		rate   float64
+		lo, hi int // of 20000 ids
+	}{
+		{name: "never", rate: 0, lo: 0, hi: 0},
+		{name: "always", rate: 1, lo: 20000, hi: 20000},
+		{name: "one percent", rate: 0.01, lo: 140, hi: 260},
+		{name: "half", rate: 0.5, lo: 9600, hi: 10400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			n := 0
+			for i := range 20000 {
+				id := "tx-" + itoa(i) // sequential ids, the hard case
+				if sampled(id, tt.rate) {
+					n++
+				}
+				if sampled(id, tt.rate) != sampled(id, tt.rate) {
+					t.Fatalf("sampled(%q) is not deterministic", id)
+				}
+			}
+			if n < tt.lo || n > tt.hi {
+				t.Errorf("sampled %d of 20000 at rate %v, want [%d, %d]", n, tt.rate, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
+
+func TestDerivedID(t *testing.T) {
+	t.Parallel()
+	a := derivedID("ev-1", "3", 1)
+	if a != derivedID("ev-1", "3", 1) {
+		t.Error("derivedID is not deterministic")
+	}
+	for _, other := range []string{derivedID("ev-2", "3", 1), derivedID("ev-1", "4", 1), derivedID("ev-1", "3", 2)} {
+		if other == a {
+			t.Errorf("derivedID collides: %s", a)
+		}
+	}
+	if len(a) != 36 || a[14] != '8' || strings.Count(a, "-") != 4 {
+		t.Errorf("derivedID = %q, want a version-8 UUID", a)
+	}
+	if derivedID("", "3", 1) == derivedID("", "3", 1) {
+		t.Error("derivedID without event id should be random")
+	}
+}
+
+func TestDetectionWindow(t *testing.T) {
+	t.Parallel()
+	w := newDetectionWindow(4)
+	if got := w.rate(); got != 0 {
+		t.Errorf("empty rate = %v, want 0", got)
+	}
+	steps := []struct {
+		alert bool
+		want  float64
+	}{{true, 1}, {false, 0.5}, {false, 1.0 / 3}, {false, 0.25}, {false, 0}, {true, 0.25}}
+	for i, s := range steps {
+		w.add(s.alert)
+		if got := w.rate(); math.Abs(got-s.want) > 1e-12 {
+			t.Errorf("after step %d rate = %v, want %v", i, got, s.want)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr []string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c Config) {
+			if c.ModelName != "fraud" || c.Spec.Fingerprint() != featurespec.Fraud().Fingerprint() || c.ExplainSampleRate != 0.01 ||
+				c.ExplainTopK != 3 || c.DefaultThreshold != 0.8 || c.PollInterval.Seconds() != 30 || c.FeaturesAddr != "127.0.0.1:50052" ||
+				c.Kafka.Topics[0] != "features.v1" || c.PredictionsTopic != "predictions.v1" || c.ModelEventsTopic != "model.events" || !c.ModelRequired {
+				t.Errorf("defaults = %+v", c)
+			}
+		}},
+		{name: "env fallback", env: map[string]string{"MODEL_NAME": "m2", "CHALLENGER_ENABLED": "true", "EXPLAIN_SAMPLE_RATE": "0.5"},
+			check: func(t *testing.T, c Config) {
+				if c.ModelName != "m2" || !c.ChallengerEnabled || c.ExplainSampleRate != 0.5 {
+					t.Errorf("config = %+v", c)
+				}
+			}},
+		{name: "flag beats env", args: []string{"-model.name", "flag"}, env: map[string]string{"MODEL_NAME": "env"},
+			check: func(t *testing.T, c Config) {
+				if c.ModelName != "flag" {
+					t.Errorf("model name = %q, want flag", c.ModelName)
+				}
+			}},
+		{name: "purchase spec", args: []string{"-model.spec", "purchase-v1"}, check: func(t *testing.T, c Config) {
+			if c.Spec.Name != "purchase" {
+				t.Errorf("spec = %s", c.Spec.ID())
+			}
+		}},
+		{name: "every problem at once",
+			args:    []string{"-model.spec", "nope", "-explain.sample-rate", "2", "-explain.top-k", "0", "-model.poll-interval", "0s", "-mlflow.url", "ftp://x", "-features.timeout", "-1s"},
+			wantErr: []string{"unknown feature spec", "sample rate", "top-k", "poll interval", "mlflow url", "features timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := ParseConfig(tt.args, func(k string) string { return tt.env[k] })
+			if len(tt.wantErr) > 0 {
+				if err == nil {
+					t.Fatal("ParseConfig() = nil error, want one")
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseConfig() = %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// fakePredictor lets the slot's refcounting be tested without LightGBM.
+type fakePredictor struct{ score float64 }
+
+func (f fakePredictor) Predict([]float64) (float64, error) { return f.score, nil }
+
+func TestSlotRetiresAfterLastUser(t *testing.T) {
+	t.Parallel()
+	var closed sync.Map
+	mk := func(v string) *Model {
+		return newModel("m", v, "champion", featurespec.Fraud(), 0.8, "", fakePredictor{}, nil, func() error { closed.Store(v, true); return nil })
+	}
+	var s slot
+	if s.acquire() != nil {
+		t.Fatal("empty slot acquired a model")
+	}
+	m1 := mk("1")
+	s.swap(m1)
+	user := s.acquire()
+	if user != m1 {
+		t.Fatal("acquire() did not return the installed model")
+	}
+	s.swap(mk("2"))
+	if _, ok := closed.Load("1"); ok {
+		t.Fatal("model 1 closed while a user still holds it")
+	}
+	if got := s.acquire(); got.Version != "2" {
+		t.Fatalf("acquire() after swap = version %s, want 2", got.Version)
+	} else {
+		got.release()
+	}
+	user.release()
+	select {
+	case <-m1.Closed():
+	default:
+		t.Fatal("model 1 not closed after its last user released it")
+	}
+	if m1.tryAcquire() {
+		t.Error("a retired model could be acquired again")
+	}
+	s.swap(nil)
+	if _, ok := closed.Load("2"); !ok {
+		t.Error("model 2 not closed after unloading")
+	}
+}
+
+func TestSlotConcurrentSwaps(t *testing.T) {
+	t.Parallel()
+	var s slot
+	var closedN sync.WaitGroup
+	versions := 50
+	closedN.Add(versions)
+	mk := func() *Model {
+		return newModel("m", "v", "champion", featurespec.Fraud(), 0.8, "", fakePredictor{}, nil, func() error { closedN.Done(); return nil })
+	}
+	s.swap(mk())
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m := s.acquire()
+				if m == nil {
+					errs <- errors.New("acquire() = nil while a model is installed")
+					return
+				}
+				select {
+				case <-m.Closed():
+					errs <- errors.New("acquired a closed model")
+					m.release()
+					return
+				default:
+				}
+				m.release()
+			}
+		})
+	}
+	for range versions - 1 {
+		s.swap(mk())
+	}
+	close(stop)
+	wg.Wait()
+	s.swap(nil)
+	closedN.Wait() // every model closed exactly once (a second Done would panic)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
