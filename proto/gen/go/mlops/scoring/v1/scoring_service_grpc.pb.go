@@ -34,8 +34,8 @@ type ScoringServiceClient interface {
 	// Score scores one transaction. With features set it scores them as given;
 	// otherwise it asks FeatureService for the transaction's vector.
 	// Errors: INVALID_ARGUMENT when neither transaction nor features is set;
-	// FAILED_PRECONDITION when features' spec does not match the model's, or no
-	// model is loaded.
+	// FAILED_PRECONDITION when features' spec does not match the model's;
+	// UNAVAILABLE while no model is loaded (retry) or FeatureService is down.
 	Score(ctx context.Context, in *ScoreRequest, opts ...grpc.CallOption) (*ScoreResponse, error)
 	// ScoreBatch scores many requests in one call; responses are in request
 	// order. The first invalid request fails the whole call.
@@ -92,8 +92,8 @@ type ScoringServiceServer interface {
 	// Score scores one transaction. With features set it scores them as given;
 	// otherwise it asks FeatureService for the transaction's vector.
 	// Errors: INVALID_ARGUMENT when neither transaction nor features is set;
-	// FAILED_PRECONDITION when features' spec does not match the model's, or no
-	// model is loaded.
+	// FAILED_PRECONDITION when features' spec does not match the model's;
+	// UNAVAILABLE while no model is loaded (retry) or FeatureService is down.
 	Score(context.Context, *ScoreRequest) (*ScoreResponse, error)
 	// ScoreBatch scores many requests in one call; responses are in request
 	// order. The first invalid request fails the whole call.
