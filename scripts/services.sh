@@ -41,6 +41,9 @@ start() {
     [[ -x $BIN/$name ]] || { echo "missing $BIN/$name: run make build" >&2; exit 1; }
     args=(-admin.addr "127.0.0.1:$admin")
     [[ $grpc == - ]] || args+=(-grpc.addr "127.0.0.1:$grpc")
+    # scoring starts before a champion may exist (make demo trains one); it turns ready
+    # when the model arrives through model.events or the alias poll.
+    [[ $name == scoring ]] && args+=(-model.required=false)
     nohup "$BIN/$name" "${args[@]}" >"$RUN/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
   done

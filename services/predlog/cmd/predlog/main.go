@@ -8,15 +8,20 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/streaming-mlops/mlops/services/platform/service"
+	"github.com/streaming-mlops/mlops/services/predlog/internal/esbulk"
 	"github.com/streaming-mlops/mlops/services/predlog/internal/predlog"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
+
+// setupTimeout bounds template installation and topic creation at startup.
+const setupTimeout = 60 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,8 +39,23 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
-	rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, cfg.ESURL))
-	svc := predlog.New(cfg, rt.Logger, rt.Registry)
-	_ = svc
-	return rt.Run(ctx)
+	// GET / needs the rest-root module, which the jar-based local Elasticsearch lacks (405);
+	// _cluster/health answers everywhere.
+	rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second},
+		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health"))
+	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
+		"es_url", cfg.ESURL, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
+		"label_max_delay", cfg.Writer.LabelMaxDelay)
+	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout)
+	if err != nil {
+		return err
+	}
+	svc := predlog.New(cfg, es, rt.Logger, rt.Registry)
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if err := svc.Setup(setupCtx); err != nil {
+		return err
+	}
+	cancel()
+	return rt.Run(ctx, svc.ConsumerActor())
 }

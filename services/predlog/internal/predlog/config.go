@@ -4,7 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
+	"slices"
+	"time"
 
+	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -13,10 +17,21 @@ import (
 // Config is the whole configuration of the predlog service. Build it with ParseConfig.
 type Config struct {
 	service.Base
-	// Kafka holds the shared Kafka settings (-kafka.*).
+	// Kafka holds the shared Kafka settings (-kafka.*). Topics defaults to predictions.v1 and
+	// labels.v1.
 	Kafka kafkaio.Config
+	// PredictionsTopic is the topic of Prediction records among Kafka.Topics.
+	// Default: predictions.v1.
+	PredictionsTopic string
+	// LabelsTopic is the topic of Label records among Kafka.Topics. Default: labels.v1.
+	LabelsTopic string
 	// ESURL is the base URL of Elasticsearch. Default: http://127.0.0.1:9200.
 	ESURL string
+	// ESTimeout bounds each Elasticsearch request. Default: 30s.
+	ESTimeout time.Duration
+	// Writer says where documents go: index prefix (default predictions), pending-label
+	// index (default predlog-pending-labels), label max delay (default 4320h).
+	Writer WriterConfig
 }
 
 // ParseConfig builds the configuration from command-line args with environment fallback
@@ -25,8 +40,15 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("predlog", flag.ContinueOnError)
 	c.Base.RegisterFlags(fs, getenv, "predlog", "127.0.0.1:8084", "")
+	c.Kafka.Topics = []string{topics.Predictions, topics.Labels}
 	c.Kafka.RegisterFlags(fs, getenv)
+	flagenv.StringVar(fs, getenv, &c.PredictionsTopic, "predictions.topic", "PREDICTIONS_TOPIC", topics.Predictions, "topic of Prediction records")
+	flagenv.StringVar(fs, getenv, &c.LabelsTopic, "labels.topic", "LABELS_TOPIC", topics.Labels, "topic of Label records")
 	flagenv.StringVar(fs, getenv, &c.ESURL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL")
+	flagenv.DurationVar(fs, getenv, &c.ESTimeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
+	flagenv.StringVar(fs, getenv, &c.Writer.IndexPrefix, "es.index-prefix", "ES_INDEX_PREFIX", "predictions", "prefix of the monthly prediction indices and name of their alias")
+	flagenv.StringVar(fs, getenv, &c.Writer.PendingIndex, "es.pending-index", "ES_PENDING_INDEX", "predlog-pending-labels", "index of labels waiting for their prediction")
+	flagenv.DurationVar(fs, getenv, &c.Writer.LabelMaxDelay, "label.max-delay", "LABEL_MAX_DELAY", 180*24*time.Hour, "latest a label may arrive after its transaction and still find its prediction")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
@@ -38,9 +60,32 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 
 // Validate reports every problem of the configuration at once.
 func (c Config) Validate() error {
-	errs := []error{c.Base.Validate(), c.Kafka.Validate()}
-	if c.ESURL == "" {
-		errs = append(errs, errors.New("elasticsearch URL is empty"))
+	errs := []error{c.Base.Validate(), c.Kafka.ValidateConsumer()}
+	if u, err := url.Parse(c.ESURL); c.ESURL == "" || err != nil || u.Scheme == "" || u.Host == "" {
+		errs = append(errs, fmt.Errorf("elasticsearch URL %q: want scheme://host:port", c.ESURL))
+	}
+	if c.ESTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("elasticsearch timeout %v: must be positive", c.ESTimeout))
+	}
+	if c.Writer.IndexPrefix == "" {
+		errs = append(errs, errors.New("index prefix is empty"))
+	}
+	if c.Writer.PendingIndex == "" {
+		errs = append(errs, errors.New("pending-label index is empty"))
+	}
+	if c.Writer.LabelMaxDelay <= 0 {
+		errs = append(errs, fmt.Errorf("label max delay %v: must be positive", c.Writer.LabelMaxDelay))
+	}
+	if c.PredictionsTopic == c.LabelsTopic {
+		errs = append(errs, fmt.Errorf("predictions and labels topic are both %q", c.PredictionsTopic))
+	}
+	for _, t := range c.Kafka.Topics {
+		if t != c.PredictionsTopic && t != c.LabelsTopic {
+			errs = append(errs, fmt.Errorf("kafka topic %q is neither the predictions nor the labels topic", t))
+		}
+	}
+	if !slices.Contains(c.Kafka.Topics, c.PredictionsTopic) && !slices.Contains(c.Kafka.Topics, c.LabelsTopic) {
+		errs = append(errs, errors.New("kafka topics include neither the predictions nor the labels topic"))
 	}
 	return errors.Join(errs...)
 }
