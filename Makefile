@@ -66,16 +66,18 @@ lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
 
 .PHONY: test-unit
 test-unit: ## unit tests in every module, no services needed (integration tests skip)
-	@for m in $(MODULES); do echo "== $$m"; \
-	  (cd $$m && env -u MLOPS_TEST_REQUIRE_STACK $(GOTEST) ./...); done
+	@failed=""; for m in $(MODULES); do echo "== $$m"; \
+	  (cd $$m && env -u MLOPS_TEST_REQUIRE_STACK $(GOTEST) ./...) || failed="$$failed $$m"; done; \
+	  if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 .PHONY: test
 test: proto-check lint ## what CI runs: lint, proto check, unit, integration and end-to-end tests on the real stack
 	$(STACK) up
 	$(ROOT)/scripts/venv.sh
-	@eval "$$($(STACK) env)"; export MLOPS_TEST_REQUIRE_STACK=1; \
+	@eval "$$($(STACK) env)"; export MLOPS_TEST_REQUIRE_STACK=1; failed=""; \
 	  for m in $(MODULES); do echo "== $$m"; \
-	    (cd $$m && $(GOTEST) -timeout $(TEST_TIMEOUT) ./...); done
+	    (cd $$m && $(GOTEST) -timeout $(TEST_TIMEOUT) ./...) || failed="$$failed $$m"; done; \
+	  if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 	$(MAKE) build
 	$(ROOT)/scripts/smoke.sh
 
