@@ -11,6 +11,8 @@ STACK    := $(ROOT)/scripts/stack.sh
 GOTEST   := go test -race -shuffle=on -count=1
 # Integration tests of a module may need more than the default 10 minutes on 2 cores.
 TEST_TIMEOUT ?= 20m
+# test-unit runs with no stack variables, so integration tests skip whatever the shell exports.
+UNSET_STACK := $(foreach v,REQUIRE_STACK KAFKA_BROKERS ES_URL REDIS_ADDR MLFLOW_URL LIGHTGBM_LIB PYTHON PROMETHEUS_URL,-u MLOPS_TEST_$(v))
 
 .PHONY: help
 help: ## list the targets
@@ -67,7 +69,7 @@ lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
 .PHONY: test-unit
 test-unit: ## unit tests in every module, no services needed (integration tests skip)
 	@failed=""; for m in $(MODULES); do echo "== $$m"; \
-	  (cd $$m && env -u MLOPS_TEST_REQUIRE_STACK $(GOTEST) ./...) || failed="$$failed $$m"; done; \
+	  (cd $$m && env $(UNSET_STACK) $(GOTEST) ./...) || failed="$$failed $$m"; done; \
 	  if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 .PHONY: test
