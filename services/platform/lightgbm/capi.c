@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+// mlops_log_to_stderr receives LightGBM's log messages.
+static void mlops_log_to_stderr(const char* msg) {
+  fputs(msg, stderr);
+}
+
 mlops_lgbm_api* mlops_lgbm_open(const char* path, char* err, size_t errlen) {
   void* dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (dl == NULL) {
@@ -61,6 +66,11 @@ mlops_lgbm_api* mlops_lgbm_open(const char* path, char* err, size_t errlen) {
   MLOPS_SYM(fast_predict, "LGBM_BoosterPredictForMatSingleRowFast");
   MLOPS_SYM(fast_free, "LGBM_FastConfigFree");
 #undef MLOPS_SYM
+  // LightGBM prints its log lines ("[LightGBM] [Warning] ...") to stdout, where they would
+  // interleave with the services' JSON logs. Send them to stderr instead (optional symbol).
+  int (*register_log)(void (*)(const char*)) = NULL;
+  *(void**)(&register_log) = dlsym(dl, "LGBM_RegisterLogCallback");
+  if (register_log != NULL) register_log(mlops_log_to_stderr);
   return a;
 }
 
