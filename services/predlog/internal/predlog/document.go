@@ -96,6 +96,9 @@ type labelDoc struct {
 	LabelKind    string  `json:"label_kind"`
 	LabelSource  string  `json:"label_source,omitempty"`
 	LabelEventID string  `json:"label_event_id"`
+	// txTime is the labelled transaction's event time when the label carries it; the
+	// prediction document then lives in exactly one monthly index.
+	txTime time.Time
 }
 
 // labelState is what the code reads back of a document's label fields.
@@ -245,5 +248,14 @@ func buildLabel(l *eventsv1.Label) (time.Time, *labelDoc, error) {
 		LabelKind:    enumWord(l.GetKind().String(), "LABEL_KIND_"),
 		LabelSource:  l.GetSource(),
 		LabelEventID: l.GetEventId(),
+		txTime:       txTime(l),
 	}, nil
+}
+
+// txTime returns the label's transaction_time, or the zero time when it is unset.
+func txTime(l *eventsv1.Label) time.Time {
+	if t := l.GetTransactionTime(); t.IsValid() && !t.AsTime().IsZero() {
+		return t.AsTime()
+	}
+	return time.Time{}
 }

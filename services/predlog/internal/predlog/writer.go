@@ -434,7 +434,12 @@ func (w *Writer) lookup(ctx context.Context, labels []*labelDoc, times []time.Ti
 	span := make([][2]int, len(labels))
 	for k, l := range labels {
 		start := len(refs)
-		for _, idx := range w.candidates(times[k]) {
+		cands := w.candidates(times[k])
+		if !l.txTime.IsZero() {
+			// The prediction is indexed by its transaction's event time: one index to look in.
+			cands = []string{IndexFor(w.cfg.IndexPrefix, l.txTime)}
+		}
+		for _, idx := range cands {
 			refs = append(refs, esbulk.DocRef{Index: idx, ID: l.TxID})
 		}
 		span[k] = [2]int{start, len(refs)}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"net"
 	"net/http"
 	"strings"
@@ -99,15 +100,22 @@ func TestLabelJoinsPredictionInEitherOrder(t *testing.T) {
 		labelFirst bool
 		actual     float64
 		after      time.Duration
+		withTxTime bool
 	}{
 		{name: "label_after_prediction", labelFirst: false, actual: 1, after: 72 * time.Hour},
 		{name: "label_before_prediction", labelFirst: true, actual: 0, after: 72 * time.Hour},
 		{name: "label_two_months_later", labelFirst: false, actual: 1, after: 60 * 24 * time.Hour},
+		// Past LabelMaxDelay only the label's transaction_time can find the prediction.
+		{name: "label_a_year_later_with_transaction_time", labelFirst: false, actual: 1, after: 365 * 24 * time.Hour, withTxTime: true},
 	}
 	for n, tt := range tests {
 		tx := "tx-order-" + tt.name
 		pred := record(t, predTopic, tx, prediction(tx, 80+n), int64(n))
-		lab := record(t, labelTopic, tx, label(tx, tt.actual, tt.after), int64(n))
+		l := label(tx, tt.actual, tt.after)
+		if tt.withTxTime {
+			l.TransactionTime = timestamppb.New(baseTime)
+		}
+		lab := record(t, labelTopic, tx, l, int64(n))
 		if tt.labelFirst {
 			handleOK(t, h, lab)
 			handleOK(t, h, pred)
@@ -132,8 +140,8 @@ func TestLabelJoinsPredictionInEitherOrder(t *testing.T) {
 	if got := kafkaiotest.MetricValue(reg, "mlops_predlog_docs_written_total", map[string]string{"kind": "label_pending"}); got != 1 {
 		t.Errorf("label_pending writes = %v, want 1", got)
 	}
-	if got := kafkaiotest.MetricValue(reg, "mlops_predlog_docs_written_total", map[string]string{"kind": "label"}); got != 3 {
-		t.Errorf("label writes = %v, want 3", got)
+	if got := kafkaiotest.MetricValue(reg, "mlops_predlog_docs_written_total", map[string]string{"kind": "label"}); got != 4 {
+		t.Errorf("label writes = %v, want 4", got)
 	}
 }
 
