@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os/user"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -34,9 +35,18 @@ type trainerFlags struct {
 func (f *trainerFlags) register(fs *flag.FlagSet, getenv func(string) string, defTimeout time.Duration) {
 	flagenv.StringVar(fs, getenv, &f.addr, "trainer.addr", "TRAINER_ADDR", "127.0.0.1:50056", "trainer gRPC address")
 	flagenv.StringVar(fs, getenv, &f.token, "token", "MLOPS_ADMIN_TOKEN", "", "admin bearer token for train, promote and rollback")
-	flagenv.StringVar(fs, getenv, &f.actor, "actor", "USER", "", "who makes the change (default: $USER)")
+	flagenv.StringVar(fs, getenv, &f.actor, "actor", "USER", osUser(), "who makes the change (default: $USER, else the OS account)")
 	flagenv.StringVar(fs, getenv, &f.model, "model", "MLOPS_MODEL", "", "registered model name (default: the trainer's default model)")
 	flagenv.DurationVar(fs, getenv, &f.timeout, "timeout", "MLOPSCTL_TIMEOUT", defTimeout, "deadline of the call")
+}
+
+// osUser names the OS account running mlopsctl, for the audit's "who" when $USER is unset
+// (containers, CI); empty when it cannot be found.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 // parseInterspersed parses fs allowing flags after positional arguments
@@ -144,7 +154,7 @@ func train(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	if f.actor == "" {
-		return errors.New("train: -actor is empty and $USER is not set")
+		return errors.New("train: -actor is empty: set -actor or $USER")
 	}
 	client, cctx, done, err := f.dial(ctx)
 	if err != nil {
