@@ -36,8 +36,8 @@ fi
 ES=http://127.0.0.1:${ES_PORT:-9200}
 cat <<EOT
 Flagged transactions (the analysts' view; Kibana objects in deploy/kibana):
-  curl -s '$ES/predictions*/_search?q=decision:*FLAG*&sort=score:desc&size=5' | python3 -m json.tool
-Prediction count:      curl -s '$ES/predictions*/_count'
+  curl -s '$ES/predictions/_search?q=decision:alert&sort=score:desc&size=5' | python3 -m json.tool
+Prediction count:      curl -s '$ES/predictions/_count'
 Model registry:        bin/mlopsctl models list        (MLflow UI: http://127.0.0.1:${MLFLOW_PORT:-5000})
 Fraud rate (PromQL):   mlops_scoring_fraud_detection_rate   at http://127.0.0.1:${PROM_PORT:-9090}
 Stop everything:       make down
