@@ -44,11 +44,12 @@ func buildAll(t *testing.T, names ...string) map[string]string {
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
 	for i, n := range names {
-		bins[n] = filepath.Join(out, n)
+		bin := filepath.Join(out, n)
+		bins[n] = bin
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command("go", "build", "-o", bins[n], "./services/"+n+"/cmd/"+n)
+			cmd := exec.Command("go", "build", "-o", bin, "./services/"+n+"/cmd/"+n)
 			cmd.Dir = root
 			if b, err := cmd.CombinedOutput(); err != nil {
 				errs[i] = fmt.Errorf("go build %s: %v\n%s", n, err, b)
