@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"os"
@@ -26,12 +27,10 @@ import (
 	"github.com/streaming-mlops/mlops/loadtest/sim"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	scoringv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/scoring/v1"
-	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
-	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
 
 // e2eTopics are this run's private topic names, so runs never see each other's records.
@@ -51,58 +50,11 @@ func newTopics(id string) e2eTopics {
 // records must land in tx.dlq with reasons and nowhere else; and sync Score must answer for a
 // known account with an explanation.
 func TestEndToEndPipeline(t *testing.T) {
-	brokers := stacktest.KafkaBrokers(t)
-	esURL := strings.TrimRight(stacktest.ElasticsearchURL(t), "/")
-	redisAddr := stacktest.RedisAddr(t)
-	mlflowURL := stacktest.MLflowURL(t)
-	lib := stacktest.LightGBMLib(t)
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Fatalf("kcat not installed: %v (scripts/stack.sh fetch installs it)", err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-
-	id := strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
-	tp := newTopics(id)
-	model := "e2e-fraud-" + id
-	indexPrefix := "e2e-" + id + "-predictions"
-	t.Cleanup(func() { deleteIndices(esURL, indexPrefix+"*") })
-
-	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
-	env := []string{"KAFKA_BROKERS=" + brokers, "ES_URL=" + esURL, "REDIS_ADDR=" + redisAddr,
-		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
-
-	// Model lifecycle: the trainer trains version 1 and makes it champion.
-	trainer := start(t, "trainer", bins["trainer"], true, env,
-		"-model.fraud", model, "-topic.model-events", tp.modelEvents, "-drift.consume=false",
-		"-data.sim-rows", "20000", "-data.sim-accounts", "500", "-kafka.group", "e2e-trainer-"+id)
-	tconn := dial(t, trainer.grpc)
-	rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
-	retrain, err := trainerv1.NewTrainerServiceClient(tconn).Retrain(rctx, &trainerv1.RetrainRequest{
-		ModelName: model, Reason: "e2e: first version", Actor: "e2e"})
-	rcancel()
-	if err != nil {
-		t.Fatalf("Retrain: %v\n%s", err, trainer.tail())
-	}
-	if !retrain.GetPromoted() {
-		t.Fatalf("first version %s was not promoted: %s", retrain.GetModelVersion(), retrain.GetDecision())
-	}
-	version := retrain.GetModelVersion()
-
-	common := func(group string) []string {
-		return []string{"-kafka.group", "e2e-" + group + "-" + id, "-kafka.dlq-topic", tp.dlq}
-	}
-	ingestion := start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
-		"-kafka.topics", tp.raw, "-ingest.validated-topic", tp.validated)...)
-	features := start(t, "features", bins["features"], true, env, append(common("features"),
-		"-kafka.topics", tp.validated, "-features.topic", tp.features, "-redis.prefix", "e2e:"+id+":")...)
-	scoring := start(t, "scoring", bins["scoring"], true, env, append(common("scoring"),
-		"-kafka.topics", tp.features, "-topic.predictions", tp.predictions, "-topic.model-events", tp.modelEvents,
-		"-model.name", model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc,
-		"-explain.sample-rate", "0.2")...)
-	start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
-		"-kafka.topics", tp.predictions+","+tp.labels, "-predictions.topic", tp.predictions, "-labels.topic", tp.labels, "-es.index-prefix", indexPrefix, "-es.pending-index", indexPrefix+"-pending")...)
-	_ = ingestion
+	p := startPipeline(t, ctx)
+	brokers, esURL, tp, version, scoring, features := p.brokers, p.esURL, p.tp, p.version, p.procs["scoring"], p.procs["features"]
+	id, indexPrefix := p.id, p.indexPrefix
 
 	// Traffic: N simulated transactions and their labels.
 	const n = 300
@@ -134,7 +86,10 @@ func TestEndToEndPipeline(t *testing.T) {
 		}
 	}
 
-	// A third through kcat as JSON, the rest through kafka-go: every 4th as protobuf.
+	// The accounts of about a third of the transactions publish through kcat as JSON, the
+	// others through kafka-go (every 4th record as protobuf). Split by account, not by record:
+	// an account's transactions must reach Kafka in event-time order, which two independent
+	// clients publishing one after the other would not keep.
 	var viaKcat bytes.Buffer
 	var viaGo []kafka.Message
 	for i := range txs {
@@ -144,7 +99,7 @@ func TestEndToEndPipeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch {
-		case i%3 == 0:
+		case crc32.ChecksumIEEE([]byte(tx.AccountID))%3 == 0:
 			fmt.Fprintf(&viaKcat, "%s\t%s\n", tx.AccountID, b)
 		case i%4 == 1:
 			pb, err := proto.Marshal(txProto(tx))
@@ -169,8 +124,10 @@ func TestEndToEndPipeline(t *testing.T) {
 	if err := os.WriteFile(kcatFile, viaKcat.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// murmur2_random is the Java client's (and kafka-go's) key hash: the same account lands on
+	// the same partition whichever client published it. librdkafka's default differs.
 	kc := exec.CommandContext(ctx, "kcat", "-P", "-b", brokers, "-t", tp.raw, "-K", "\t",
-		"-H", "content-type=application/json", "-X", "acks=all", "-l", kcatFile)
+		"-H", "content-type=application/json", "-X", "acks=all", "-X", "topic.partitioner=murmur2_random", "-l", kcatFile)
 	if out, err := kc.CombinedOutput(); err != nil {
 		t.Fatalf("kcat produce: %v\n%s", err, out)
 	}
@@ -204,28 +161,17 @@ func TestEndToEndPipeline(t *testing.T) {
 	if len(docs) != n {
 		t.Fatalf("Elasticsearch holds %d documents, want exactly %d", len(docs), n)
 	}
-	names := featurespec.Fraud().Names()
 	labelled := 0
 	for _, d := range docs {
 		txID, _ := d["transaction_id"].(string)
-		if !sent[txID] {
-			t.Errorf("document for unknown transaction %q", txID)
-			continue
-		}
 		if v, _ := d["model_version"].(string); v != version {
 			t.Errorf("%s: model_version %q, want champion %q", txID, v, version)
-		}
-		feats, _ := d["features"].(map[string]any)
-		for _, name := range names {
-			if _, ok := feats[name]; !ok {
-				t.Errorf("%s: feature %q missing from the document", txID, name)
-				break
-			}
 		}
 		if _, ok := d["actual"]; ok {
 			labelled++
 		}
 	}
+	checkServedFeatures(t, cfg, txs, docs)
 	if labelled != len(labels) {
 		t.Errorf("%d documents carry actual, want %d (one per label)", labelled, len(labels))
 	}
@@ -329,5 +275,47 @@ func deleteIndices(base, pattern string) {
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
+	}
+}
+
+// checkServedFeatures requires every document's features to equal, bit for bit, the row the
+// offline training-set builder computes for the same transaction: serving and training share
+// one feature computation, and no replay or restart counted a transaction twice.
+func checkServedFeatures(t *testing.T, cfg sim.Config, txs []sim.Transaction, docs []map[string]any) {
+	t.Helper()
+	ds, err := sim.FraudDataset(cfg, len(txs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := map[string]int{}
+	for i, tx := range txs {
+		row[tx.TransactionID] = i
+	}
+	names := featurespec.Fraud().Names()
+	seen := map[string]bool{}
+	bad := 0
+	for _, d := range docs {
+		txID, _ := d["transaction_id"].(string)
+		i, ok := row[txID]
+		if !ok {
+			t.Errorf("document for unknown transaction %q", txID)
+			continue
+		}
+		if seen[txID] {
+			t.Errorf("transaction %s has two documents", txID)
+		}
+		seen[txID] = true
+		feats, _ := d["features"].(map[string]any)
+		for j, name := range names {
+			got, ok := feats[name].(float64)
+			if want := ds.Row(i)[j]; !ok || got != want {
+				if bad++; bad <= 5 {
+					t.Errorf("%s: feature %s served %v (present %v), offline %v", txID, name, feats[name], ok, want)
+				}
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("... %d feature values differ in all", bad)
 	}
 }

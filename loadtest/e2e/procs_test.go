@@ -68,6 +68,9 @@ func buildAll(t *testing.T, names ...string) map[string]string {
 // proc is one service process started by the test.
 type proc struct {
 	name  string
+	bin   string
+	env   []string
+	args  []string // including the admin and gRPC addresses, so a restart keeps them
 	cmd   *exec.Cmd
 	admin string
 	grpc  string
@@ -79,26 +82,34 @@ type proc struct {
 // and registers a cleanup that stops it with SIGTERM and requires a clean exit.
 func start(t *testing.T, name, bin string, grpc bool, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, admin: servicetest.FreeAddr(t), log: filepath.Join(t.TempDir(), name+".log"), done: make(chan error, 1)}
-	args = append([]string{"-admin.addr", p.admin}, args...)
+	p := &proc{name: name, bin: bin, env: env, admin: servicetest.FreeAddr(t), log: filepath.Join(t.TempDir(), name+".log")}
+	p.args = append([]string{"-admin.addr", p.admin}, args...)
 	if grpc {
 		p.grpc = servicetest.FreeAddr(t)
-		args = append(args, "-grpc.addr", p.grpc)
+		p.args = append(p.args, "-grpc.addr", p.grpc)
 	}
-	logf, err := os.Create(p.log)
+	p.launch(t)
+	return p
+}
+
+// launch starts the process (again) with the same arguments, appending to its log.
+func (p *proc) launch(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(os.Environ(), env...)
+	p.done = make(chan error, 1)
+	p.cmd = exec.Command(p.bin, p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		t.Fatalf("start %s: %v", p.name, err)
 	}
-	go func() { p.done <- p.cmd.Wait(); logf.Close() }()
+	done := p.done
+	go func() { done <- p.cmd.Wait(); logf.Close() }()
 	t.Cleanup(func() { p.stop(t) })
 	p.waitReady(t, 2*time.Minute)
-	return p
 }
 
 func (p *proc) waitReady(t *testing.T, timeout time.Duration) {
@@ -151,12 +162,12 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-// kill9 kills the process without letting it drain, as a crash would.
+// kill9 kills the process with SIGKILL, as a crash would: no draining, no final commit.
 func (p *proc) kill9(t *testing.T) {
 	t.Helper()
-	_ = p.cmd.Process.Kill()
-	<-p.done
-	p.done <- fmt.Errorf("killed")
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	err := <-p.done
+	p.done <- fmt.Errorf("killed: %v", err)
 }
 
 func (p *proc) tail() string {

@@ -1,0 +1,75 @@
+package e2e_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
+	"github.com/streaming-mlops/mlops/services/platform/stacktest"
+)
+
+// pipeline is one private deployment of the platform on the real stack: its own topics,
+// consumer groups, Redis prefix, Elasticsearch indices and model name, with version 1 of the
+// model trained and promoted, and the five services running as separate processes.
+type pipeline struct {
+	id, brokers, esURL, indexPrefix, model, version string
+	tp                                              e2eTopics
+	procs                                           map[string]*proc
+}
+
+func startPipeline(t *testing.T, ctx context.Context) *pipeline {
+	t.Helper()
+	p := &pipeline{brokers: stacktest.KafkaBrokers(t), esURL: strings.TrimRight(stacktest.ElasticsearchURL(t), "/"), procs: map[string]*proc{}}
+	redisAddr := stacktest.RedisAddr(t)
+	mlflowURL := stacktest.MLflowURL(t)
+	lib := stacktest.LightGBMLib(t)
+	if _, err := exec.LookPath("kcat"); err != nil {
+		t.Fatalf("kcat not installed: %v (scripts/stack.sh fetch installs it)", err)
+	}
+	p.id = strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
+	p.tp = newTopics(p.id)
+	p.model = "e2e-fraud-" + p.id
+	p.indexPrefix = "e2e-" + p.id + "-predictions"
+	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
+
+	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
+	env := []string{"KAFKA_BROKERS=" + p.brokers, "ES_URL=" + p.esURL, "REDIS_ADDR=" + redisAddr,
+		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
+
+	// Model lifecycle: the trainer trains version 1 and makes it champion.
+	trainer := start(t, "trainer", bins["trainer"], true, env,
+		"-model.fraud", p.model, "-topic.model-events", p.tp.modelEvents, "-drift.consume=false",
+		"-data.sim-rows", "20000", "-data.sim-accounts", "500", "-kafka.group", "e2e-trainer-"+p.id)
+	p.procs["trainer"] = trainer
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
+	retrain, err := trainerv1.NewTrainerServiceClient(dial(t, trainer.grpc)).Retrain(rctx, &trainerv1.RetrainRequest{
+		ModelName: p.model, Reason: "e2e: first version", Actor: "e2e"})
+	rcancel()
+	if err != nil {
+		t.Fatalf("Retrain: %v\n%s", err, trainer.tail())
+	}
+	if !retrain.GetPromoted() {
+		t.Fatalf("first version %s was not promoted: %s", retrain.GetModelVersion(), retrain.GetDecision())
+	}
+	p.version = retrain.GetModelVersion()
+
+	common := func(group string) []string {
+		return []string{"-kafka.group", "e2e-" + group + "-" + p.id, "-kafka.dlq-topic", p.tp.dlq}
+	}
+	p.procs["ingestion"] = start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
+		"-kafka.topics", p.tp.raw, "-ingest.validated-topic", p.tp.validated)...)
+	p.procs["features"] = start(t, "features", bins["features"], true, env, append(common("features"),
+		"-kafka.topics", p.tp.validated, "-features.topic", p.tp.features, "-redis.prefix", "e2e:"+p.id+":")...)
+	p.procs["scoring"] = start(t, "scoring", bins["scoring"], true, env, append(common("scoring"),
+		"-kafka.topics", p.tp.features, "-topic.predictions", p.tp.predictions, "-topic.model-events", p.tp.modelEvents,
+		"-model.name", p.model, "-model.cache-dir", t.TempDir(), "-features.addr", p.procs["features"].grpc,
+		"-explain.sample-rate", "0.2")...)
+	p.procs["predlog"] = start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
+		"-kafka.topics", p.tp.predictions+","+p.tp.labels, "-predictions.topic", p.tp.predictions,
+		"-labels.topic", p.tp.labels, "-es.index-prefix", p.indexPrefix, "-es.pending-index", p.indexPrefix+"-pending")...)
+	return p
+}
