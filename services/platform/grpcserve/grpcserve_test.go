@@ -3,6 +3,7 @@ package grpcserve_test
 import (
 	"context"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
@@ -57,6 +59,26 @@ func TestServerHealthRecoveryMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "mlops_grpc_server_handling_seconds"); n != 1 {
 		t.Errorf("handling histogram series = %d, want 1", n)
 	}
+	// Reflection lists the services, as grpcurl would ask.
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(cctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	rresp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("reflection: %v", err)
+	}
+	var names []string
+	for _, s := range rresp.GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, "grpc.health.v1.Health") || !slices.Contains(names, "grpc.reflection.v1.ServerReflection") {
+		t.Errorf("reflection lists %v, want health and reflection", names)
+	}
+	_ = stream.CloseSend()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("grpc actor: %v", err)

@@ -42,7 +42,8 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt := service.NewRuntime(cfg.Base, version, stdout)
 	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
 		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
-		"consume_drift", cfg.ConsumeDrift, "sim_rows", cfg.SimRows, "promotion_margin", cfg.PromotionMargin)
+		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "sim_rows", cfg.SimRows, "es_url", cfg.ES.URL,
+		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback, "data_min_rows", cfg.ES.MinRows, "promotion_margin", cfg.PromotionMargin)
 	libPath := cfg.LightGBMLib
 	if libPath == "" {
 		if libPath, err = lightgbm.FindLibrary(getenv); err != nil {
@@ -64,15 +65,22 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	if err := audit.Ensure(setupCtx); err != nil {
 		return err
 	}
+	data, err := trainer.NewDataSource(cfg, rt.Logger, rt.Registry)
+	if err != nil {
+		return err
+	}
 	mlf := mlflow.New(cfg.MLflowURL)
 	mlf.Logger = rt.Logger
 	svc := trainer.New(cfg, trainer.Deps{
 		Lib:    lib,
-		Data:   trainer.SimSource{Rows: cfg.SimRows, Seed: cfg.SimSeed, Accounts: cfg.SimAccounts},
+		Data:   data,
 		MLflow: mlf,
 		Audit:  audit,
 	}, rt.Logger, rt.Registry)
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	if cfg.DataSource == trainer.DataSourceES {
+		rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health"))
+	}
 	rt.Admin.AddReadyCheck("mlflow", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health"))
 	actors := []run.Actor{grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor()}
 	if cfg.ConsumeDrift {

@@ -48,6 +48,14 @@ type Config struct {
 	// NumIterations is the default maximum of boosting rounds. Default: 500.
 	NumIterations int
 
+	// DataSource selects where training rows come from: DataSourceSim (the simulators) or
+	// DataSourceES (log-and-wait: logged feature vectors and joined labels from
+	// Elasticsearch). Default: "sim".
+	DataSource string
+	// ES configures the Elasticsearch data source (-es.*, -data.lookback, -data.min-rows,
+	// -data.max-rows); validated only when DataSource is "es".
+	ES ESConfig
+
 	// SimRows is the number of simulated rows the simulator data source yields. Default: 200000.
 	SimRows int
 	// SimSeed seeds the simulator data source. Default: 1.
@@ -88,6 +96,14 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.Float64Var(fs, getenv, &c.PromotionMargin, "promotion.margin", "PROMOTION_MARGIN", 0.001, "margin by which a challenger must beat the champion on the primary metric")
 	flagenv.IntVar(fs, getenv, &c.EarlyStoppingRounds, "train.early-stopping", "TRAIN_EARLY_STOPPING", 30, "early stopping rounds on the validation set")
 	flagenv.IntVar(fs, getenv, &c.NumIterations, "train.num-iterations", "TRAIN_NUM_ITERATIONS", 500, "default maximum boosting rounds")
+	flagenv.StringVar(fs, getenv, &c.DataSource, "data.source", "DATA_SOURCE", DataSourceSim, "training data source: sim (simulators) or es (logged predictions with joined labels in Elasticsearch)")
+	flagenv.StringVar(fs, getenv, &c.ES.URL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL (data.source=es)")
+	flagenv.StringVar(fs, getenv, &c.ES.Index, "es.index", "ES_INDEX", "predictions", "index or alias of the prediction documents (data.source=es)")
+	flagenv.DurationVar(fs, getenv, &c.ES.Timeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
+	flagenv.IntVar(fs, getenv, &c.ES.PageSize, "es.page-size", "ES_PAGE_SIZE", 5000, "documents per Elasticsearch search page")
+	flagenv.DurationVar(fs, getenv, &c.ES.Lookback, "data.lookback", "DATA_LOOKBACK", 30*24*time.Hour, "event-time window read when a retrain gives no data_from (data.source=es)")
+	flagenv.IntVar(fs, getenv, &c.ES.MinRows, "data.min-rows", "DATA_MIN_ROWS", 1000, "fewest labelled rows a retrain accepts; fewer fail it with FAILED_PRECONDITION (data.source=es)")
+	flagenv.IntVar(fs, getenv, &c.ES.MaxRows, "data.max-rows", "DATA_MAX_ROWS", 2000000, "most rows read, newest kept, when the request's max_rows is 0 or larger (data.source=es)")
 	flagenv.IntVar(fs, getenv, &c.SimRows, "data.sim-rows", "DATA_SIM_ROWS", 200000, "rows of the simulator data source")
 	var seed int
 	flagenv.IntVar(fs, getenv, &seed, "data.sim-seed", "DATA_SIM_SEED", 1, "seed of the simulator data source")
@@ -137,6 +153,13 @@ func (c Config) Validate() error {
 	}
 	if c.NumIterations <= 0 {
 		errs = append(errs, fmt.Errorf("num iterations %d must be > 0", c.NumIterations))
+	}
+	switch c.DataSource {
+	case DataSourceSim:
+	case DataSourceES:
+		errs = append(errs, c.ES.Validate())
+	default:
+		errs = append(errs, fmt.Errorf("data source %q must be %q or %q", c.DataSource, DataSourceSim, DataSourceES))
 	}
 	if c.SimRows < minRows {
 		errs = append(errs, fmt.Errorf("simulator rows %d must be >= %d", c.SimRows, minRows))

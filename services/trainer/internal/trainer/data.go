@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streaming-mlops/mlops/loadtest/sim"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
@@ -43,11 +46,29 @@ type DataQuery struct {
 	MaxRows int
 }
 
-// DataSource yields labelled training rows. The simulator implementation serves today;
-// the production one reads the logged feature vectors with their joined labels back from
+// DataSource yields labelled training rows. SimSource simulates them; ESSource, the
+// production source, reads the logged feature vectors with their joined labels back from
 // Elasticsearch (log-and-wait), so training sees exactly what serving saw.
 type DataSource interface {
 	Load(ctx context.Context, q DataQuery) (*Dataset, error)
+}
+
+// Values of Config.DataSource.
+const (
+	DataSourceSim = "sim"
+	DataSourceES  = "es"
+)
+
+// NewDataSource returns the data source cfg.DataSource selects. Metrics of the
+// Elasticsearch source are registered on reg.
+func NewDataSource(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (DataSource, error) {
+	switch cfg.DataSource {
+	case DataSourceSim:
+		return SimSource{Rows: cfg.SimRows, Seed: cfg.SimSeed, Accounts: cfg.SimAccounts}, nil
+	case DataSourceES:
+		return NewESSource(cfg.ES, nil, logger, reg), nil
+	}
+	return nil, fmt.Errorf("unknown data source %q", cfg.DataSource)
 }
 
 // ErrNoData means the query selected too few rows to train on.
