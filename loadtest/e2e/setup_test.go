@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +26,7 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	redisAddr := stacktest.RedisAddr(t)
 	mlflowURL := stacktest.MLflowURL(t)
 	lib := stacktest.LightGBMLib(t)
-	if _, err := exec.LookPath("kcat"); err != nil {
-		t.Fatalf("kcat not installed: %v (scripts/stack.sh fetch installs it)", err)
-	}
+	stacktest.Binary(t, "kcat")
 	p.id = strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
 	p.tp = newTopics(p.id)
 	p.model = "e2e-fraud-" + p.id

@@ -72,7 +72,7 @@ func TestStackKafka(t *testing.T) {
 	}
 
 	// kcat reads back what the Go producer wrote: same keys, values and count.
-	kc := exec.CommandContext(ctx, "kcat", "-C", "-b", brokers[0], "-t", in, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
+	kc := exec.CommandContext(ctx, stacktest.Binary(t, "kcat"), "-C", "-b", brokers[0], "-t", in, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\n")
 	kout, err := kc.Output()
 	if err != nil {
 		t.Fatalf("kcat: %v (is kcat installed? scripts/stack.sh fetch installs it)", err)

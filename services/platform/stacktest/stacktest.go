@@ -10,6 +10,7 @@ package stacktest
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -56,3 +57,18 @@ func LightGBMLib(t testing.TB) string { t.Helper(); return Require(t, EnvLightGB
 
 // Python returns the path of the project virtualenv's python (see Require).
 func Python(t testing.TB) string { t.Helper(); return Require(t, EnvPython) }
+
+// Binary returns the path of a program the stack's scripts install (kcat, redis-server). When
+// it is not on PATH the test is skipped, or failed when MLOPS_TEST_REQUIRE_STACK=1.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if os.Getenv(EnvRequireStack) == "1" {
+		t.Fatalf("%s is not installed but %s=1 (scripts/stack.sh fetch installs it): %v", name, EnvRequireStack, err)
+	}
+	t.Skipf("%s not installed (scripts/stack.sh fetch installs it): %v", name, err)
+	return ""
+}

@@ -22,16 +22,14 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
 	"github.com/streaming-mlops/mlops/services/platform/service/servicetest"
+	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
 
 // startRedisServer starts a private, non-persistent redis-server on addr and stops it when
-// the test ends. The test is skipped when redis-server is not installed.
+// the test ends. A missing redis-server skips the test, or fails it under make test.
 func startRedisServer(t *testing.T, addr string) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skipf("redis-server not installed (apt-get install redis-server): %v", err)
-	}
+	bin := stacktest.Binary(t, "redis-server")
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)

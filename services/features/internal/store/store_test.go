@@ -222,10 +222,7 @@ func TestLoadRedisDown(t *testing.T) {
 // redis-server so the shared one's script cache is left alone.
 func TestCommitAfterScriptFlush(t *testing.T) {
 	t.Parallel()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skipf("redis-server not installed: %v", err)
-	}
+	bin := stacktest.Binary(t, "redis-server")
 	addr := servicetest.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	logFile, err := os.Create(filepath.Join(t.TempDir(), "redis.log"))

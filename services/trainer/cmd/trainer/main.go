@@ -43,7 +43,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
 		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
 		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "sim_rows", cfg.SimRows, "es_url", cfg.ES.URL,
-		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback, "data_min_rows", cfg.ES.MinRows, "promotion_margin", cfg.PromotionMargin)
+		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback.String(), "data_min_rows", cfg.ES.MinRows, "promotion_margin", cfg.PromotionMargin)
 	libPath := cfg.LightGBMLib
 	if libPath == "" {
 		if libPath, err = lightgbm.FindLibrary(getenv); err != nil {
