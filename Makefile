@@ -89,9 +89,11 @@ demo: up build ## the stack, every service, model v1 if none, simulated traffic;
 	$(ROOT)/scripts/demo.sh
 
 .PHONY: bench
-bench: ## benchmarks against real peers (medians of repeated runs)
+BENCH_COUNT ?= 5
+BENCH_TIME ?= 1s
+bench: up ## every benchmark (the stack-backed ones on the real stack), -count 5, into bench.out for benchstat
 	@eval "$$($(STACK) env)"; \
-	  for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -count 5 ./... ) ; done | tee $(ROOT)/bench.out
+	  for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) ./... ) ; done | tee $(ROOT)/bench.out
 
 .PHONY: docker
 docker: ## build one image per service (needs a Docker engine)
