@@ -257,6 +257,10 @@ func TestInvalidInputIsPermanent(t *testing.T) {
 		{name: "label_without_time", msg: record(t, labelTopic, "tx-no-time", noTime, 0), wantReason: kafkaio.ReasonValidation},
 		{name: "mapping_conflict", msg: record(t, predTopic, "tx-clash", clash, 0), wantReason: predlog.ReasonESMapping},
 	}
+	// Create the monthly index first: the parallel cases below would otherwise race its
+	// creation, and an mget can then find the new index's shard not yet started (a transient
+	// error the consumer loop retries, but these cases call the handler once).
+	handleOK(t, h, record(t, predTopic, "tx-first", prediction("tx-first", 4), 0))
 	t.Run("cases", func(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
