@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -255,7 +255,7 @@ func earlier(items []*item, tx string) *item {
 // vector builds the FeatureVector of it with values (copied).
 func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.FeatureVector {
 	fv := &eventsv1.FeatureVector{
-		EventId:         newEventID(),
+		EventId:         eventid.New(),
 		EventTime:       it.tx.GetEventTime(),
 		TransactionId:   it.tx.GetTransactionId(),
 		AccountId:       it.tx.GetAccountId(),
@@ -291,24 +291,4 @@ func traceOf(value []byte) (traceparent, tracestate string) {
 		return "", ""
 	}
 	return fv.GetTrace().GetTraceparent(), fv.GetTrace().GetTracestate()
-}
-
-// newEventID returns a random (version 4) UUID in its canonical text form.
-func newEventID() string {
-	var b [16]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	for i := range 8 {
-		b[i], b[8+i] = byte(hi>>(8*i)), byte(lo>>(8*i))
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	const hexdigits = "0123456789abcdef"
-	out := make([]byte, 0, 36)
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			out = append(out, '-')
-		}
-		out = append(out, hexdigits[c>>4], hexdigits[c&0x0f])
-	}
-	return string(out)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"slices"
 	"strconv"
 	"time"
@@ -97,7 +98,7 @@ func (h *rawHandler) one(m *kafka.Message, out *kafka.Message) error {
 	}
 	if tx.GetEventId() == "" {
 		// Derived from the record's position, so a redelivery gets the same event id.
-		tx.EventId = derivedEventID("kafka", h.origin)
+		tx.EventId = eventid.Derived("kafka", h.origin)
 	}
 	stamp(tx, now, &h.ingest)
 

@@ -11,10 +11,9 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"io"
 	"log/slog"
 	"strings"
@@ -281,7 +280,7 @@ func (s *Server) prepare(tx *eventsv1.Transaction, parent []kafka.Header) (kafka
 	if tx.GetEventId() == "" {
 		// Derived from the content, so a client's retry of the same transaction gets the
 		// same event id.
-		tx.EventId = derivedEventID("grpc", content)
+		tx.EventId = eventid.Derived("grpc", content)
 	}
 	stamp(tx, now, nil)
 	value, err := proto.Marshal(tx)
@@ -310,32 +309,6 @@ func stamp(tx *eventsv1.Transaction, now time.Time, ts *timestamppb.Timestamp) {
 	}
 	ts.Seconds, ts.Nanos = now.Unix(), int32(now.Nanosecond())
 	tx.IngestedAt = ts
-}
-
-// derivedEventID returns a UUID (version 8, RFC 9562) derived from a namespace and bytes
-// that identify the source record, so a redelivery gets the same event id.
-func derivedEventID(namespace string, parts ...[]byte) string {
-	h := sha256.New()
-	h.Write([]byte(namespace))
-	for _, p := range parts {
-		h.Write([]byte{0})
-		h.Write(p)
-	}
-	var sum [sha256.Size]byte
-	b := h.Sum(sum[:0])
-	b[6] = b[6]&0x0f | 0x80 // version 8
-	b[8] = b[8]&0x3f | 0x80 // variant 10
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:36], b[10:16])
-	return string(out[:])
 }
 
 // traceHeaders returns the W3C trace context of an incoming gRPC call as Kafka headers, so

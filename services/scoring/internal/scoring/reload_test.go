@@ -154,6 +154,10 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	kafkaiotest.Produce(t, brokers, kafka.Message{Topic: eventsTopic, Key: []byte(name), Value: b})
 	kafkaiotest.WaitFor(t, 30*time.Second, "answers from version 2", func() (bool, error) { return newSeen.Load() >= 300, nil })
 	t.Logf("version 2 serving %v after the model event", s.champion.peek().LoadedAt.Sub(promotedAt))
+	// Keep streaming a little past the swap, so the stream provably reaches version 2 too:
+	// records produced from here on are fetched, and so scored, after version 2 took over.
+	afterSwap := streamed.Load()
+	kafkaiotest.WaitFor(t, 30*time.Second, "stream records after the swap", func() (bool, error) { return streamed.Load() >= afterSwap+30, nil })
 	stopLoad()
 
 	select {

@@ -1,12 +1,10 @@
 package scoring
 
 import (
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"math"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -93,7 +91,7 @@ func (s *scorer) score(champ, chall *Model, r request) (*eventsv1.Prediction, er
 		Latency:       &eventsv1.Latency{InferenceSeconds: infer, FeaturesSeconds: r.featuresSec},
 	}
 	if p.EventId == "" {
-		p.EventId = derivedID(fv.GetEventId(), champ.Version, r.path)
+		p.EventId = predictionID(fv.GetEventId(), champ.Version, r.path)
 	}
 	switch {
 	case r.traceparent != "":
@@ -208,31 +206,12 @@ func fnv64(s string, h uint64) uint64 {
 	return h
 }
 
-// derivedID returns a UUID-shaped id derived from the vector's event id, the model version
-// and the path, so that re-scoring a redelivered record yields the same prediction id. A
-// vector without event id gets a random one.
-func derivedID(eventID, version string, path eventsv1.ScoringPath) string {
-	var b [16]byte
+// predictionID derives the prediction's event id from the vector's event id, the model
+// version and the path, so re-scoring a redelivered record yields the same id. A vector
+// without an event id gets a random one.
+func predictionID(eventID, version string, path eventsv1.ScoringPath) string {
 	if eventID == "" {
-		binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
-		binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	} else {
-		h1 := fnv64(version, fnv64(eventID, 14695981039346656037)^uint64(path))
-		h2 := fnv64(eventID, fnv64(version, 0x9e3779b97f4a7c15)+uint64(path))
-		binary.BigEndian.PutUint64(b[:8], h1)
-		binary.BigEndian.PutUint64(b[8:], h2)
+		return eventid.New()
 	}
-	b[6] = b[6]&0x0f | 0x80 // version 8 (custom)
-	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:])
+	return eventid.Derived("scoring", []byte(eventID), []byte(version), []byte{byte(path)})
 }

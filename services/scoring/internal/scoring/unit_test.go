@@ -90,11 +90,11 @@ func itoa(i int) string {
 
 func TestDerivedID(t *testing.T) {
 	t.Parallel()
-	a := derivedID("ev-1", "3", 1)
-	if a != derivedID("ev-1", "3", 1) {
+	a := predictionID("ev-1", "3", 1)
+	if a != predictionID("ev-1", "3", 1) {
 		t.Error("derivedID is not deterministic")
 	}
-	for _, other := range []string{derivedID("ev-2", "3", 1), derivedID("ev-1", "4", 1), derivedID("ev-1", "3", 2)} {
+	for _, other := range []string{predictionID("ev-2", "3", 1), predictionID("ev-1", "4", 1), predictionID("ev-1", "3", 2)} {
 		if other == a {
 			t.Errorf("derivedID collides: %s", a)
 		}
@@ -102,7 +102,7 @@ func TestDerivedID(t *testing.T) {
 	if len(a) != 36 || a[14] != '8' || strings.Count(a, "-") != 4 {
 		t.Errorf("derivedID = %q, want a version-8 UUID", a)
 	}
-	if derivedID("", "3", 1) == derivedID("", "3", 1) {
+	if predictionID("", "3", 1) == predictionID("", "3", 1) {
 		t.Error("derivedID without event id should be random")
 	}
 }

@@ -3,7 +3,6 @@ package trainer
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -208,15 +207,6 @@ func AsOf(events []*eventsv1.ModelEvent, model, alias string, t time.Time) AsOfR
 		res.Version = ""
 	}
 	return res
-}
-
-// newEventID returns a random (version 4) UUID.
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

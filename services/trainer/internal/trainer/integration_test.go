@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"io"
 	"log/slog"
 	"net"
@@ -357,7 +358,7 @@ func TestTrainerDriftEvent(t *testing.T) {
 	defer cancel()
 	model := "test-drift-" + st.modelKey
 	rec := func(retrain bool) kafka.Message {
-		b, err := proto.Marshal(&eventsv1.DriftEvent{EventId: newEventID(), ModelName: model, Feature: "amount", Metric: eventsv1.DriftMetric_DRIFT_METRIC_PSI, Value: 0.3, Threshold: 0.1, Retrain: retrain})
+		b, err := proto.Marshal(&eventsv1.DriftEvent{EventId: eventid.New(), ModelName: model, Feature: "amount", Metric: eventsv1.DriftMetric_DRIFT_METRIC_PSI, Value: 0.3, Threshold: 0.1, Retrain: retrain})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"log/slog"
 	"maps"
 	"math"
@@ -392,7 +393,7 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 // publishBestEffort publishes an informational event (registered, rejected); a failure is
 // logged, not returned: the registry state it describes is already durable in MLflow.
 func (s *Server) publishBestEffort(ctx context.Context, logger *slog.Logger, ev *eventsv1.ModelEvent) {
-	ev.EventId, ev.EventTime = newEventID(), ts(s.now())
+	ev.EventId, ev.EventTime = eventid.New(), ts(s.now())
 	if err := s.deps.Audit.Publish(ctx, ev); err != nil {
 		logger.Warn("model event not published; registry unchanged", "type", ev.GetType().String(), "model_version", ev.GetToVersion(), "err", err)
 	}
@@ -435,7 +436,7 @@ func (s *Server) MoveAlias(ctx context.Context, model, alias, version, actor, re
 		return nil, fmt.Errorf("%w: version %s already holds %q", ErrPrecondition, version, alias)
 	}
 	ev := &eventsv1.ModelEvent{
-		EventId: newEventID(), Type: typ, ModelName: model, FromVersion: previous, ToVersion: version, Alias: alias,
+		EventId: eventid.New(), Type: typ, ModelName: model, FromVersion: previous, ToVersion: version, Alias: alias,
 		Actor: actor, Reason: reason, Sha256: l.Manifest.SHA256, FeatureSpecName: l.Spec.Name,
 		FeatureSpecVersion: strconv.Itoa(l.Spec.Version), SourceUri: l.Source, RunId: l.RunID, Task: taskProto(l.Spec.Task),
 	}
