@@ -102,7 +102,7 @@ func TestEndToEndPipeline(t *testing.T) {
 		case crc32.ChecksumIEEE([]byte(tx.AccountID))%3 == 0:
 			fmt.Fprintf(&viaKcat, "%s\t%s\n", tx.AccountID, b)
 		case i%4 == 1:
-			pb, err := proto.Marshal(txProto(tx))
+			pb, err := proto.Marshal(tx.Proto())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,9 +134,7 @@ func TestEndToEndPipeline(t *testing.T) {
 	var labelMsgs []kafka.Message
 	for i := range labels {
 		l := &labels[i]
-		b, err := proto.Marshal(&eventsv1.Label{EventId: l.EventID, EventTime: timestamppb.New(l.EventTime),
-			TransactionId: l.TransactionID, AccountId: l.AccountID, Label: l.Label, Kind: eventsv1.LabelKind_LABEL_KIND_FRAUD,
-			Source: "simulator", TransactionTime: timestamppb.New(l.TransactionTime)})
+		b, err := proto.Marshal(l.Proto())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +192,7 @@ func TestEndToEndPipeline(t *testing.T) {
 
 	// Sync Score for a known account, with an explanation.
 	known := txs[len(txs)-1]
-	probe := txProto(&known)
+	probe := known.Proto()
 	probe.TransactionId, probe.EventId = "sync-"+id, "sync-"+id
 	probe.EventTime = timestamppb.New(known.EventTime.Add(time.Minute))
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
@@ -207,15 +205,6 @@ func TestEndToEndPipeline(t *testing.T) {
 		resp.GetScore() < 0 || resp.GetScore() > 1 || len(resp.GetExplanation().GetContributions()) == 0 {
 		t.Errorf("sync Score = %v; want version %s, a decision, a probability and an explanation", resp, version)
 	}
-}
-
-func txProto(tx *sim.Transaction) *eventsv1.Transaction {
-	lat, lon := tx.Latitude, tx.Longitude
-	return &eventsv1.Transaction{EventId: tx.TransactionID, EventTime: timestamppb.New(tx.EventTime),
-		TransactionId: tx.TransactionID, AccountId: tx.AccountID, Amount: tx.Amount, Currency: tx.Currency,
-		MerchantId: tx.MerchantID, MerchantCategory: tx.MerchantCategory, DeviceId: tx.DeviceID,
-		Country: tx.Country, Latitude: &lat, Longitude: &lon,
-		Channel: eventsv1.Channel(eventsv1.Channel_value[tx.Channel])}
 }
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {

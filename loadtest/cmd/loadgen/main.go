@@ -25,10 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/streaming-mlops/mlops/loadtest/sim"
-	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
@@ -209,29 +207,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// TxProto converts a simulated transaction to the protobuf contract.
-func TxProto(tx *sim.Transaction) *eventsv1.Transaction {
-	lat, lon := tx.Latitude, tx.Longitude
-	return &eventsv1.Transaction{
-		EventId:          tx.TransactionID,
-		EventTime:        timestamppb.New(tx.EventTime),
-		TransactionId:    tx.TransactionID,
-		AccountId:        tx.AccountID,
-		Amount:           tx.Amount,
-		Currency:         tx.Currency,
-		MerchantId:       tx.MerchantID,
-		MerchantCategory: tx.MerchantCategory,
-		DeviceId:         tx.DeviceID,
-		Country:          tx.Country,
-		Latitude:         &lat,
-		Longitude:        &lon,
-		Channel:          eventsv1.Channel(eventsv1.Channel_value[tx.Channel]),
-	}
-}
-
 func txMessage(topic string, tx *sim.Transaction, asProto bool) (kafka.Message, error) {
 	if asProto {
-		b, err := proto.Marshal(TxProto(tx))
+		b, err := proto.Marshal(tx.Proto())
 		if err != nil {
 			return kafka.Message{}, fmt.Errorf("encode transaction: %w", err)
 		}
@@ -245,16 +223,7 @@ func txMessage(topic string, tx *sim.Transaction, asProto bool) (kafka.Message, 
 }
 
 func labelMessage(topic string, l *sim.Label) (kafka.Message, error) {
-	b, err := proto.Marshal(&eventsv1.Label{
-		EventId:         l.EventID,
-		EventTime:       timestamppb.New(l.EventTime),
-		TransactionId:   l.TransactionID,
-		AccountId:       l.AccountID,
-		Label:           l.Label,
-		Kind:            eventsv1.LabelKind_LABEL_KIND_FRAUD,
-		Source:          "simulator",
-		TransactionTime: timestamppb.New(l.TransactionTime),
-	})
+	b, err := proto.Marshal(l.Proto())
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encode label: %w", err)
 	}

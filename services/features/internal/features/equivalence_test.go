@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/streaming-mlops/mlops/loadtest/sim"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
@@ -19,22 +18,9 @@ import (
 // simTransaction converts a simulated transaction to the protobuf the feature service reads
 // from tx.validated (as ingestion would publish it).
 func simTransaction(tx *sim.Transaction) *eventsv1.Transaction {
-	lat, lon := tx.Latitude, tx.Longitude
-	return &eventsv1.Transaction{
-		EventId:          "ev-" + tx.TransactionID,
-		EventTime:        timestamppb.New(tx.EventTime),
-		TransactionId:    tx.TransactionID,
-		AccountId:        tx.AccountID,
-		Amount:           tx.Amount,
-		Currency:         tx.Currency,
-		MerchantId:       tx.MerchantID,
-		MerchantCategory: tx.MerchantCategory,
-		DeviceId:         tx.DeviceID,
-		Country:          tx.Country,
-		Latitude:         &lat,
-		Longitude:        &lon,
-		Source:           "loadtest",
-	}
+	p := tx.Proto()
+	p.EventId, p.Source = "ev-"+tx.TransactionID, "loadtest"
+	return p
 }
 
 // TestStreamMatchesSimulatorDataset streams simulator transactions through the handler in
