@@ -24,7 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/streaming-mlops/mlops/loadtest/sim"
+	"github.com/streaming-mlops/mlops/sim"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	scoringv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/scoring/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"

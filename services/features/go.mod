@@ -3,9 +3,9 @@ module github.com/streaming-mlops/mlops/services/features
 go 1.26.0
 
 replace (
-	github.com/streaming-mlops/mlops/loadtest => ../../loadtest
 	github.com/streaming-mlops/mlops/proto => ../../proto
 	github.com/streaming-mlops/mlops/services/platform => ../platform
+	github.com/streaming-mlops/mlops/sim => ../../sim
 )
 
 require (
@@ -13,9 +13,9 @@ require (
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/segmentio/kafka-go v0.4.51
-	github.com/streaming-mlops/mlops/loadtest v0.0.0-00010101000000-000000000000
 	github.com/streaming-mlops/mlops/proto v0.0.0-00010101000000-000000000000
 	github.com/streaming-mlops/mlops/services/platform v0.0.0-00010101000000-000000000000
+	github.com/streaming-mlops/mlops/sim v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

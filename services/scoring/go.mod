@@ -3,18 +3,18 @@ module github.com/streaming-mlops/mlops/services/scoring
 go 1.26.0
 
 replace (
-	github.com/streaming-mlops/mlops/loadtest => ../../loadtest
 	github.com/streaming-mlops/mlops/proto => ../../proto
 	github.com/streaming-mlops/mlops/services/platform => ../platform
+	github.com/streaming-mlops/mlops/sim => ../../sim
 )
 
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/segmentio/kafka-go v0.4.51
-	github.com/streaming-mlops/mlops/loadtest v0.0.0-00010101000000-000000000000
 	github.com/streaming-mlops/mlops/proto v0.0.0-00010101000000-000000000000
 	github.com/streaming-mlops/mlops/services/platform v0.0.0-00010101000000-000000000000
+	github.com/streaming-mlops/mlops/sim v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/streaming-mlops/mlops/loadtest/sim"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 func main() {

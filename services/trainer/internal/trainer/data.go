@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/streaming-mlops/mlops/loadtest/sim"
+	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 )
 

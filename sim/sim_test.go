@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streaming-mlops/mlops/loadtest/sim"
+	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 )
 
