@@ -23,6 +23,336 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ListWindowsRequest selects a model and how many windows.
+type ListWindowsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_name to report on; empty means the only monitored model.
+	ModelName string `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	// limit caps the number of windows; 0 means the server default (20).
+	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWindowsRequest) Reset() {
+	*x = ListWindowsRequest{}
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWindowsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWindowsRequest) ProtoMessage() {}
+
+func (x *ListWindowsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWindowsRequest.ProtoReflect.Descriptor instead.
+func (*ListWindowsRequest) Descriptor() ([]byte, []int) {
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ListWindowsRequest) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
+func (x *ListWindowsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListWindowsResponse lists closed windows, newest first.
+type ListWindowsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_name monitored.
+	ModelName string `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	// windows are the summaries, newest first.
+	Windows       []*WindowSummary `protobuf:"bytes,2,rep,name=windows,proto3" json:"windows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWindowsResponse) Reset() {
+	*x = ListWindowsResponse{}
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWindowsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWindowsResponse) ProtoMessage() {}
+
+func (x *ListWindowsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWindowsResponse.ProtoReflect.Descriptor instead.
+func (*ListWindowsResponse) Descriptor() ([]byte, []int) {
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListWindowsResponse) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
+func (x *ListWindowsResponse) GetWindows() []*WindowSummary {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+// WindowSummary is one closed window in one line.
+type WindowSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the window's sequence number for the model (GetWindow's id).
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// window bounds and count.
+	Window *v1.Window `protobuf:"bytes,2,opt,name=window,proto3" json:"window,omitempty"`
+	// model_version serving in the window.
+	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// drifted_features lists the features (and "score") over their
+	// thresholds in this window.
+	DriftedFeatures []string `protobuf:"bytes,4,rep,name=drifted_features,json=driftedFeatures,proto3" json:"drifted_features,omitempty"`
+	// max_psi is the largest PSI over features in the window.
+	MaxPsi float64 `protobuf:"fixed64,5,opt,name=max_psi,json=maxPsi,proto3" json:"max_psi,omitempty"`
+	// max_psi_feature is the feature with max_psi.
+	MaxPsiFeature string `protobuf:"bytes,6,opt,name=max_psi_feature,json=maxPsiFeature,proto3" json:"max_psi_feature,omitempty"`
+	// performance in the window.
+	Performance *Performance `protobuf:"bytes,7,opt,name=performance,proto3" json:"performance,omitempty"`
+	// events_emitted is how many drift events the window raised.
+	EventsEmitted int32 `protobuf:"varint,8,opt,name=events_emitted,json=eventsEmitted,proto3" json:"events_emitted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowSummary) Reset() {
+	*x = WindowSummary{}
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowSummary) ProtoMessage() {}
+
+func (x *WindowSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowSummary.ProtoReflect.Descriptor instead.
+func (*WindowSummary) Descriptor() ([]byte, []int) {
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WindowSummary) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WindowSummary) GetWindow() *v1.Window {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *WindowSummary) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *WindowSummary) GetDriftedFeatures() []string {
+	if x != nil {
+		return x.DriftedFeatures
+	}
+	return nil
+}
+
+func (x *WindowSummary) GetMaxPsi() float64 {
+	if x != nil {
+		return x.MaxPsi
+	}
+	return 0
+}
+
+func (x *WindowSummary) GetMaxPsiFeature() string {
+	if x != nil {
+		return x.MaxPsiFeature
+	}
+	return ""
+}
+
+func (x *WindowSummary) GetPerformance() *Performance {
+	if x != nil {
+		return x.Performance
+	}
+	return nil
+}
+
+func (x *WindowSummary) GetEventsEmitted() int32 {
+	if x != nil {
+		return x.EventsEmitted
+	}
+	return 0
+}
+
+// GetWindowRequest selects one closed window.
+type GetWindowRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// model_name to report on; empty means the only monitored model.
+	ModelName string `protobuf:"bytes,1,opt,name=model_name,json=modelName,proto3" json:"model_name,omitempty"`
+	// id of the window (WindowSummary.id); 0 means the latest closed window.
+	Id            int64 `protobuf:"varint,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWindowRequest) Reset() {
+	*x = GetWindowRequest{}
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWindowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWindowRequest) ProtoMessage() {}
+
+func (x *GetWindowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWindowRequest.ProtoReflect.Descriptor instead.
+func (*GetWindowRequest) Descriptor() ([]byte, []int) {
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GetWindowRequest) GetModelName() string {
+	if x != nil {
+		return x.ModelName
+	}
+	return ""
+}
+
+func (x *GetWindowRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// GetWindowResponse is one closed window in detail.
+type GetWindowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// summary of the window.
+	Summary *WindowSummary `protobuf:"bytes,1,opt,name=summary,proto3" json:"summary,omitempty"`
+	// report holds the window's statistics.
+	Report        *GetReportResponse `protobuf:"bytes,2,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWindowResponse) Reset() {
+	*x = GetWindowResponse{}
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWindowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWindowResponse) ProtoMessage() {}
+
+func (x *GetWindowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWindowResponse.ProtoReflect.Descriptor instead.
+func (*GetWindowResponse) Descriptor() ([]byte, []int) {
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetWindowResponse) GetSummary() *WindowSummary {
+	if x != nil {
+		return x.Summary
+	}
+	return nil
+}
+
+func (x *GetWindowResponse) GetReport() *GetReportResponse {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 // GetStatusRequest selects a model.
 type GetStatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -34,7 +364,7 @@ type GetStatusRequest struct {
 
 func (x *GetStatusRequest) Reset() {
 	*x = GetStatusRequest{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[0]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +376,7 @@ func (x *GetStatusRequest) String() string {
 func (*GetStatusRequest) ProtoMessage() {}
 
 func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[0]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +389,7 @@ func (x *GetStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetStatusRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{0}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetStatusRequest) GetModelName() string {
@@ -100,7 +430,7 @@ type GetStatusResponse struct {
 
 func (x *GetStatusResponse) Reset() {
 	*x = GetStatusResponse{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[1]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -112,7 +442,7 @@ func (x *GetStatusResponse) String() string {
 func (*GetStatusResponse) ProtoMessage() {}
 
 func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[1]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -125,7 +455,7 @@ func (x *GetStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetStatusResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{1}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetStatusResponse) GetModelName() string {
@@ -213,7 +543,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[2]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +555,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[2]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +568,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{2}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetReportRequest) GetModelName() string {
@@ -289,7 +619,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[3]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +631,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[3]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +644,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{3}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetReportResponse) GetModelName() string {
@@ -404,14 +734,24 @@ type DistributionDrift struct {
 	// psi_threshold applied to psi.
 	PsiThreshold float64 `protobuf:"fixed64,9,opt,name=psi_threshold,json=psiThreshold,proto3" json:"psi_threshold,omitempty"`
 	// severity of the worst metric for this feature.
-	Severity      v1.Severity `protobuf:"varint,10,opt,name=severity,proto3,enum=mlops.events.v1.Severity" json:"severity,omitempty"`
+	Severity v1.Severity `protobuf:"varint,10,opt,name=severity,proto3,enum=mlops.events.v1.Severity" json:"severity,omitempty"`
+	// ks_threshold applied to ks_statistic (calibrated at the window size).
+	KsThreshold float64 `protobuf:"fixed64,11,opt,name=ks_threshold,json=ksThreshold,proto3" json:"ks_threshold,omitempty"`
+	// js_threshold applied to js_distance (calibrated at the window size).
+	JsThreshold float64 `protobuf:"fixed64,12,opt,name=js_threshold,json=jsThreshold,proto3" json:"js_threshold,omitempty"`
+	// non_finite_rate is the fraction of +Inf/-Inf values.
+	NonFiniteRate float64 `protobuf:"fixed64,13,opt,name=non_finite_rate,json=nonFiniteRate,proto3" json:"non_finite_rate,omitempty"`
+	// drifted is true when a statistic crossed its threshold in this window.
+	Drifted bool `protobuf:"varint,14,opt,name=drifted,proto3" json:"drifted,omitempty"`
+	// ks_sample_size is the number of current values the KS test used.
+	KsSampleSize  int64 `protobuf:"varint,15,opt,name=ks_sample_size,json=ksSampleSize,proto3" json:"ks_sample_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DistributionDrift) Reset() {
 	*x = DistributionDrift{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[4]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -423,7 +763,7 @@ func (x *DistributionDrift) String() string {
 func (*DistributionDrift) ProtoMessage() {}
 
 func (x *DistributionDrift) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[4]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -436,7 +776,7 @@ func (x *DistributionDrift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DistributionDrift.ProtoReflect.Descriptor instead.
 func (*DistributionDrift) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{4}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DistributionDrift) GetFeature() string {
@@ -509,6 +849,41 @@ func (x *DistributionDrift) GetSeverity() v1.Severity {
 	return v1.Severity(0)
 }
 
+func (x *DistributionDrift) GetKsThreshold() float64 {
+	if x != nil {
+		return x.KsThreshold
+	}
+	return 0
+}
+
+func (x *DistributionDrift) GetJsThreshold() float64 {
+	if x != nil {
+		return x.JsThreshold
+	}
+	return 0
+}
+
+func (x *DistributionDrift) GetNonFiniteRate() float64 {
+	if x != nil {
+		return x.NonFiniteRate
+	}
+	return 0
+}
+
+func (x *DistributionDrift) GetDrifted() bool {
+	if x != nil {
+		return x.Drifted
+	}
+	return false
+}
+
+func (x *DistributionDrift) GetKsSampleSize() int64 {
+	if x != nil {
+		return x.KsSampleSize
+	}
+	return 0
+}
+
 // Performance is model quality on labelled traffic. Metrics that do not apply
 // to the task, or that have too few labels, are unset.
 type Performance struct {
@@ -525,13 +900,49 @@ type Performance struct {
 	Mse *float64 `protobuf:"fixed64,5,opt,name=mse,proto3,oneof" json:"mse,omitempty"`
 	// decision_threshold used for precision and recall.
 	DecisionThreshold float64 `protobuf:"fixed64,6,opt,name=decision_threshold,json=decisionThreshold,proto3" json:"decision_threshold,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// log_loss on labelled traffic (binary).
+	LogLoss *float64 `protobuf:"fixed64,7,opt,name=log_loss,json=logLoss,proto3,oneof" json:"log_loss,omitempty"`
+	// fraud_amount_caught is the summed amount of labelled fraud that was
+	// alerted (binary).
+	FraudAmountCaught *float64 `protobuf:"fixed64,8,opt,name=fraud_amount_caught,json=fraudAmountCaught,proto3,oneof" json:"fraud_amount_caught,omitempty"`
+	// fraud_amount_missed is the summed amount of labelled fraud that passed
+	// (binary).
+	FraudAmountMissed *float64 `protobuf:"fixed64,9,opt,name=fraud_amount_missed,json=fraudAmountMissed,proto3,oneof" json:"fraud_amount_missed,omitempty"`
+	// false_positive_cost is the number of false alerts times the review cost
+	// per alert (binary).
+	FalsePositiveCost *float64 `protobuf:"fixed64,10,opt,name=false_positive_cost,json=falsePositiveCost,proto3,oneof" json:"false_positive_cost,omitempty"`
+	// mae is the mean absolute error (regression).
+	Mae *float64 `protobuf:"fixed64,11,opt,name=mae,proto3,oneof" json:"mae,omitempty"`
+	// label_coverage is labelled_count over the predictions in the window;
+	// labels come late, so recent windows have low coverage.
+	LabelCoverage float64 `protobuf:"fixed64,12,opt,name=label_coverage,json=labelCoverage,proto3" json:"label_coverage,omitempty"`
+	// estimated_auc is ROC AUC estimated from calibrated scores over every
+	// prediction in the window (binary; before labels).
+	EstimatedAuc *float64 `protobuf:"fixed64,13,opt,name=estimated_auc,json=estimatedAuc,proto3,oneof" json:"estimated_auc,omitempty"`
+	// estimated_precision at the decision threshold (binary; before labels).
+	EstimatedPrecision *float64 `protobuf:"fixed64,14,opt,name=estimated_precision,json=estimatedPrecision,proto3,oneof" json:"estimated_precision,omitempty"`
+	// estimated_recall at the decision threshold (binary; before labels).
+	EstimatedRecall *float64 `protobuf:"fixed64,15,opt,name=estimated_recall,json=estimatedRecall,proto3,oneof" json:"estimated_recall,omitempty"`
+	// estimated_auc_labelled is the estimated AUC over the labelled
+	// predictions only, to compare with auc on the same rows.
+	EstimatedAucLabelled *float64 `protobuf:"fixed64,16,opt,name=estimated_auc_labelled,json=estimatedAucLabelled,proto3,oneof" json:"estimated_auc_labelled,omitempty"`
+	// alert_rate is the share of predictions at or above the threshold.
+	AlertRate float64 `protobuf:"fixed64,17,opt,name=alert_rate,json=alertRate,proto3" json:"alert_rate,omitempty"`
+	// reference_alert_rate is the same share on the reference (training) scores.
+	ReferenceAlertRate float64 `protobuf:"fixed64,18,opt,name=reference_alert_rate,json=referenceAlertRate,proto3" json:"reference_alert_rate,omitempty"`
+	// predictions is the number of predictions in the window.
+	Predictions int64 `protobuf:"varint,19,opt,name=predictions,proto3" json:"predictions,omitempty"`
+	// reference_auc is the champion's AUC on its training holdout (binary).
+	ReferenceAuc *float64 `protobuf:"fixed64,20,opt,name=reference_auc,json=referenceAuc,proto3,oneof" json:"reference_auc,omitempty"`
+	// reference_mse is the champion's MSE on its training holdout (regression).
+	ReferenceMse  *float64 `protobuf:"fixed64,21,opt,name=reference_mse,json=referenceMse,proto3,oneof" json:"reference_mse,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Performance) Reset() {
 	*x = Performance{}
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[5]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +954,7 @@ func (x *Performance) String() string {
 func (*Performance) ProtoMessage() {}
 
 func (x *Performance) ProtoReflect() protoreflect.Message {
-	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[5]
+	mi := &file_mlops_drift_v1_drift_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +967,7 @@ func (x *Performance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Performance.ProtoReflect.Descriptor instead.
 func (*Performance) Descriptor() ([]byte, []int) {
-	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{5}
+	return file_mlops_drift_v1_drift_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Performance) GetLabelledCount() int64 {
@@ -601,11 +1012,140 @@ func (x *Performance) GetDecisionThreshold() float64 {
 	return 0
 }
 
+func (x *Performance) GetLogLoss() float64 {
+	if x != nil && x.LogLoss != nil {
+		return *x.LogLoss
+	}
+	return 0
+}
+
+func (x *Performance) GetFraudAmountCaught() float64 {
+	if x != nil && x.FraudAmountCaught != nil {
+		return *x.FraudAmountCaught
+	}
+	return 0
+}
+
+func (x *Performance) GetFraudAmountMissed() float64 {
+	if x != nil && x.FraudAmountMissed != nil {
+		return *x.FraudAmountMissed
+	}
+	return 0
+}
+
+func (x *Performance) GetFalsePositiveCost() float64 {
+	if x != nil && x.FalsePositiveCost != nil {
+		return *x.FalsePositiveCost
+	}
+	return 0
+}
+
+func (x *Performance) GetMae() float64 {
+	if x != nil && x.Mae != nil {
+		return *x.Mae
+	}
+	return 0
+}
+
+func (x *Performance) GetLabelCoverage() float64 {
+	if x != nil {
+		return x.LabelCoverage
+	}
+	return 0
+}
+
+func (x *Performance) GetEstimatedAuc() float64 {
+	if x != nil && x.EstimatedAuc != nil {
+		return *x.EstimatedAuc
+	}
+	return 0
+}
+
+func (x *Performance) GetEstimatedPrecision() float64 {
+	if x != nil && x.EstimatedPrecision != nil {
+		return *x.EstimatedPrecision
+	}
+	return 0
+}
+
+func (x *Performance) GetEstimatedRecall() float64 {
+	if x != nil && x.EstimatedRecall != nil {
+		return *x.EstimatedRecall
+	}
+	return 0
+}
+
+func (x *Performance) GetEstimatedAucLabelled() float64 {
+	if x != nil && x.EstimatedAucLabelled != nil {
+		return *x.EstimatedAucLabelled
+	}
+	return 0
+}
+
+func (x *Performance) GetAlertRate() float64 {
+	if x != nil {
+		return x.AlertRate
+	}
+	return 0
+}
+
+func (x *Performance) GetReferenceAlertRate() float64 {
+	if x != nil {
+		return x.ReferenceAlertRate
+	}
+	return 0
+}
+
+func (x *Performance) GetPredictions() int64 {
+	if x != nil {
+		return x.Predictions
+	}
+	return 0
+}
+
+func (x *Performance) GetReferenceAuc() float64 {
+	if x != nil && x.ReferenceAuc != nil {
+		return *x.ReferenceAuc
+	}
+	return 0
+}
+
+func (x *Performance) GetReferenceMse() float64 {
+	if x != nil && x.ReferenceMse != nil {
+		return *x.ReferenceMse
+	}
+	return 0
+}
+
 var File_mlops_drift_v1_drift_service_proto protoreflect.FileDescriptor
 
 const file_mlops_drift_v1_drift_service_proto_rawDesc = "" +
 	"\n" +
-	"\"mlops/drift/v1/drift_service.proto\x12\x0emlops.drift.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlops/events/v1/drift_event.proto\"1\n" +
+	"\"mlops/drift/v1/drift_service.proto\x12\x0emlops.drift.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlops/events/v1/drift_event.proto\"I\n" +
+	"\x12ListWindowsRequest\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\x05R\x05limit\"m\n" +
+	"\x13ListWindowsResponse\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x01 \x01(\tR\tmodelName\x127\n" +
+	"\awindows\x18\x02 \x03(\v2\x1d.mlops.drift.v1.WindowSummaryR\awindows\"\xc7\x02\n" +
+	"\rWindowSummary\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12/\n" +
+	"\x06window\x18\x02 \x01(\v2\x17.mlops.events.v1.WindowR\x06window\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12)\n" +
+	"\x10drifted_features\x18\x04 \x03(\tR\x0fdriftedFeatures\x12\x17\n" +
+	"\amax_psi\x18\x05 \x01(\x01R\x06maxPsi\x12&\n" +
+	"\x0fmax_psi_feature\x18\x06 \x01(\tR\rmaxPsiFeature\x12=\n" +
+	"\vperformance\x18\a \x01(\v2\x1b.mlops.drift.v1.PerformanceR\vperformance\x12%\n" +
+	"\x0eevents_emitted\x18\b \x01(\x05R\reventsEmitted\"A\n" +
+	"\x10GetWindowRequest\x12\x1d\n" +
+	"\n" +
+	"model_name\x18\x01 \x01(\tR\tmodelName\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\x03R\x02id\"\x87\x01\n" +
+	"\x11GetWindowResponse\x127\n" +
+	"\asummary\x18\x01 \x01(\v2\x1d.mlops.drift.v1.WindowSummaryR\asummary\x129\n" +
+	"\x06report\x18\x02 \x01(\v2!.mlops.drift.v1.GetReportResponseR\x06report\"1\n" +
 	"\x10GetStatusRequest\x12\x1d\n" +
 	"\n" +
 	"model_name\x18\x01 \x01(\tR\tmodelName\"\x82\x04\n" +
@@ -638,7 +1178,7 @@ const file_mlops_drift_v1_drift_service_proto_rawDesc = "" +
 	"\vperformance\x18\a \x01(\v2\x1b.mlops.drift.v1.PerformanceR\vperformance\x12<\n" +
 	"\vlast_events\x18\b \x03(\v2\x1b.mlops.events.v1.DriftEventR\n" +
 	"lastEvents\x12=\n" +
-	"\fgenerated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\"\xe1\x02\n" +
+	"\fgenerated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\vgeneratedAt\"\x8f\x04\n" +
 	"\x11DistributionDrift\x12\x18\n" +
 	"\afeature\x18\x01 \x01(\tR\afeature\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12\x10\n" +
@@ -652,22 +1192,58 @@ const file_mlops_drift_v1_drift_service_proto_rawDesc = "" +
 	"\x11out_of_range_rate\x18\b \x01(\x01R\x0eoutOfRangeRate\x12#\n" +
 	"\rpsi_threshold\x18\t \x01(\x01R\fpsiThreshold\x125\n" +
 	"\bseverity\x18\n" +
-	" \x01(\x0e2\x19.mlops.events.v1.SeverityR\bseverity\"\xfa\x01\n" +
+	" \x01(\x0e2\x19.mlops.events.v1.SeverityR\bseverity\x12!\n" +
+	"\fks_threshold\x18\v \x01(\x01R\vksThreshold\x12!\n" +
+	"\fjs_threshold\x18\f \x01(\x01R\vjsThreshold\x12&\n" +
+	"\x0fnon_finite_rate\x18\r \x01(\x01R\rnonFiniteRate\x12\x18\n" +
+	"\adrifted\x18\x0e \x01(\bR\adrifted\x12$\n" +
+	"\x0eks_sample_size\x18\x0f \x01(\x03R\fksSampleSize\"\xe4\b\n" +
 	"\vPerformance\x12%\n" +
 	"\x0elabelled_count\x18\x01 \x01(\x03R\rlabelledCount\x12\x15\n" +
 	"\x03auc\x18\x02 \x01(\x01H\x00R\x03auc\x88\x01\x01\x12!\n" +
 	"\tprecision\x18\x03 \x01(\x01H\x01R\tprecision\x88\x01\x01\x12\x1b\n" +
 	"\x06recall\x18\x04 \x01(\x01H\x02R\x06recall\x88\x01\x01\x12\x15\n" +
 	"\x03mse\x18\x05 \x01(\x01H\x03R\x03mse\x88\x01\x01\x12-\n" +
-	"\x12decision_threshold\x18\x06 \x01(\x01R\x11decisionThresholdB\x06\n" +
+	"\x12decision_threshold\x18\x06 \x01(\x01R\x11decisionThreshold\x12\x1e\n" +
+	"\blog_loss\x18\a \x01(\x01H\x04R\alogLoss\x88\x01\x01\x123\n" +
+	"\x13fraud_amount_caught\x18\b \x01(\x01H\x05R\x11fraudAmountCaught\x88\x01\x01\x123\n" +
+	"\x13fraud_amount_missed\x18\t \x01(\x01H\x06R\x11fraudAmountMissed\x88\x01\x01\x123\n" +
+	"\x13false_positive_cost\x18\n" +
+	" \x01(\x01H\aR\x11falsePositiveCost\x88\x01\x01\x12\x15\n" +
+	"\x03mae\x18\v \x01(\x01H\bR\x03mae\x88\x01\x01\x12%\n" +
+	"\x0elabel_coverage\x18\f \x01(\x01R\rlabelCoverage\x12(\n" +
+	"\restimated_auc\x18\r \x01(\x01H\tR\festimatedAuc\x88\x01\x01\x124\n" +
+	"\x13estimated_precision\x18\x0e \x01(\x01H\n" +
+	"R\x12estimatedPrecision\x88\x01\x01\x12.\n" +
+	"\x10estimated_recall\x18\x0f \x01(\x01H\vR\x0festimatedRecall\x88\x01\x01\x129\n" +
+	"\x16estimated_auc_labelled\x18\x10 \x01(\x01H\fR\x14estimatedAucLabelled\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"alert_rate\x18\x11 \x01(\x01R\talertRate\x120\n" +
+	"\x14reference_alert_rate\x18\x12 \x01(\x01R\x12referenceAlertRate\x12 \n" +
+	"\vpredictions\x18\x13 \x01(\x03R\vpredictions\x12(\n" +
+	"\rreference_auc\x18\x14 \x01(\x01H\rR\freferenceAuc\x88\x01\x01\x12(\n" +
+	"\rreference_mse\x18\x15 \x01(\x01H\x0eR\freferenceMse\x88\x01\x01B\x06\n" +
 	"\x04_aucB\f\n" +
 	"\n" +
 	"_precisionB\t\n" +
 	"\a_recallB\x06\n" +
-	"\x04_mse2\xb2\x01\n" +
+	"\x04_mseB\v\n" +
+	"\t_log_lossB\x16\n" +
+	"\x14_fraud_amount_caughtB\x16\n" +
+	"\x14_fraud_amount_missedB\x16\n" +
+	"\x14_false_positive_costB\x06\n" +
+	"\x04_maeB\x10\n" +
+	"\x0e_estimated_aucB\x16\n" +
+	"\x14_estimated_precisionB\x13\n" +
+	"\x11_estimated_recallB\x19\n" +
+	"\x17_estimated_auc_labelledB\x10\n" +
+	"\x0e_reference_aucB\x10\n" +
+	"\x0e_reference_mse2\xdc\x02\n" +
 	"\fDriftService\x12P\n" +
 	"\tGetStatus\x12 .mlops.drift.v1.GetStatusRequest\x1a!.mlops.drift.v1.GetStatusResponse\x12P\n" +
-	"\tGetReport\x12 .mlops.drift.v1.GetReportRequest\x1a!.mlops.drift.v1.GetReportResponseBFZDgithub.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1;driftv1b\x06proto3"
+	"\tGetReport\x12 .mlops.drift.v1.GetReportRequest\x1a!.mlops.drift.v1.GetReportResponse\x12V\n" +
+	"\vListWindows\x12\".mlops.drift.v1.ListWindowsRequest\x1a#.mlops.drift.v1.ListWindowsResponse\x12P\n" +
+	"\tGetWindow\x12 .mlops.drift.v1.GetWindowRequest\x1a!.mlops.drift.v1.GetWindowResponseBFZDgithub.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1;driftv1b\x06proto3"
 
 var (
 	file_mlops_drift_v1_drift_service_proto_rawDescOnce sync.Once
@@ -681,41 +1257,55 @@ func file_mlops_drift_v1_drift_service_proto_rawDescGZIP() []byte {
 	return file_mlops_drift_v1_drift_service_proto_rawDescData
 }
 
-var file_mlops_drift_v1_drift_service_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mlops_drift_v1_drift_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mlops_drift_v1_drift_service_proto_goTypes = []any{
-	(*GetStatusRequest)(nil),      // 0: mlops.drift.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),     // 1: mlops.drift.v1.GetStatusResponse
-	(*GetReportRequest)(nil),      // 2: mlops.drift.v1.GetReportRequest
-	(*GetReportResponse)(nil),     // 3: mlops.drift.v1.GetReportResponse
-	(*DistributionDrift)(nil),     // 4: mlops.drift.v1.DistributionDrift
-	(*Performance)(nil),           // 5: mlops.drift.v1.Performance
-	(v1.Severity)(0),              // 6: mlops.events.v1.Severity
-	(*v1.Window)(nil),             // 7: mlops.events.v1.Window
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*v1.DriftEvent)(nil),         // 9: mlops.events.v1.DriftEvent
+	(*ListWindowsRequest)(nil),    // 0: mlops.drift.v1.ListWindowsRequest
+	(*ListWindowsResponse)(nil),   // 1: mlops.drift.v1.ListWindowsResponse
+	(*WindowSummary)(nil),         // 2: mlops.drift.v1.WindowSummary
+	(*GetWindowRequest)(nil),      // 3: mlops.drift.v1.GetWindowRequest
+	(*GetWindowResponse)(nil),     // 4: mlops.drift.v1.GetWindowResponse
+	(*GetStatusRequest)(nil),      // 5: mlops.drift.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),     // 6: mlops.drift.v1.GetStatusResponse
+	(*GetReportRequest)(nil),      // 7: mlops.drift.v1.GetReportRequest
+	(*GetReportResponse)(nil),     // 8: mlops.drift.v1.GetReportResponse
+	(*DistributionDrift)(nil),     // 9: mlops.drift.v1.DistributionDrift
+	(*Performance)(nil),           // 10: mlops.drift.v1.Performance
+	(*v1.Window)(nil),             // 11: mlops.events.v1.Window
+	(v1.Severity)(0),              // 12: mlops.events.v1.Severity
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*v1.DriftEvent)(nil),         // 14: mlops.events.v1.DriftEvent
 }
 var file_mlops_drift_v1_drift_service_proto_depIdxs = []int32{
-	6,  // 0: mlops.drift.v1.GetStatusResponse.max_severity:type_name -> mlops.events.v1.Severity
-	7,  // 1: mlops.drift.v1.GetStatusResponse.window:type_name -> mlops.events.v1.Window
-	8,  // 2: mlops.drift.v1.GetStatusResponse.last_event_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: mlops.drift.v1.GetStatusResponse.last_retrain_time:type_name -> google.protobuf.Timestamp
-	8,  // 4: mlops.drift.v1.GetStatusResponse.cooldown_until:type_name -> google.protobuf.Timestamp
-	7,  // 5: mlops.drift.v1.GetReportResponse.window:type_name -> mlops.events.v1.Window
-	4,  // 6: mlops.drift.v1.GetReportResponse.features:type_name -> mlops.drift.v1.DistributionDrift
-	4,  // 7: mlops.drift.v1.GetReportResponse.score:type_name -> mlops.drift.v1.DistributionDrift
-	5,  // 8: mlops.drift.v1.GetReportResponse.performance:type_name -> mlops.drift.v1.Performance
-	9,  // 9: mlops.drift.v1.GetReportResponse.last_events:type_name -> mlops.events.v1.DriftEvent
-	8,  // 10: mlops.drift.v1.GetReportResponse.generated_at:type_name -> google.protobuf.Timestamp
-	6,  // 11: mlops.drift.v1.DistributionDrift.severity:type_name -> mlops.events.v1.Severity
-	0,  // 12: mlops.drift.v1.DriftService.GetStatus:input_type -> mlops.drift.v1.GetStatusRequest
-	2,  // 13: mlops.drift.v1.DriftService.GetReport:input_type -> mlops.drift.v1.GetReportRequest
-	1,  // 14: mlops.drift.v1.DriftService.GetStatus:output_type -> mlops.drift.v1.GetStatusResponse
-	3,  // 15: mlops.drift.v1.DriftService.GetReport:output_type -> mlops.drift.v1.GetReportResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 0: mlops.drift.v1.ListWindowsResponse.windows:type_name -> mlops.drift.v1.WindowSummary
+	11, // 1: mlops.drift.v1.WindowSummary.window:type_name -> mlops.events.v1.Window
+	10, // 2: mlops.drift.v1.WindowSummary.performance:type_name -> mlops.drift.v1.Performance
+	2,  // 3: mlops.drift.v1.GetWindowResponse.summary:type_name -> mlops.drift.v1.WindowSummary
+	8,  // 4: mlops.drift.v1.GetWindowResponse.report:type_name -> mlops.drift.v1.GetReportResponse
+	12, // 5: mlops.drift.v1.GetStatusResponse.max_severity:type_name -> mlops.events.v1.Severity
+	11, // 6: mlops.drift.v1.GetStatusResponse.window:type_name -> mlops.events.v1.Window
+	13, // 7: mlops.drift.v1.GetStatusResponse.last_event_time:type_name -> google.protobuf.Timestamp
+	13, // 8: mlops.drift.v1.GetStatusResponse.last_retrain_time:type_name -> google.protobuf.Timestamp
+	13, // 9: mlops.drift.v1.GetStatusResponse.cooldown_until:type_name -> google.protobuf.Timestamp
+	11, // 10: mlops.drift.v1.GetReportResponse.window:type_name -> mlops.events.v1.Window
+	9,  // 11: mlops.drift.v1.GetReportResponse.features:type_name -> mlops.drift.v1.DistributionDrift
+	9,  // 12: mlops.drift.v1.GetReportResponse.score:type_name -> mlops.drift.v1.DistributionDrift
+	10, // 13: mlops.drift.v1.GetReportResponse.performance:type_name -> mlops.drift.v1.Performance
+	14, // 14: mlops.drift.v1.GetReportResponse.last_events:type_name -> mlops.events.v1.DriftEvent
+	13, // 15: mlops.drift.v1.GetReportResponse.generated_at:type_name -> google.protobuf.Timestamp
+	12, // 16: mlops.drift.v1.DistributionDrift.severity:type_name -> mlops.events.v1.Severity
+	5,  // 17: mlops.drift.v1.DriftService.GetStatus:input_type -> mlops.drift.v1.GetStatusRequest
+	7,  // 18: mlops.drift.v1.DriftService.GetReport:input_type -> mlops.drift.v1.GetReportRequest
+	0,  // 19: mlops.drift.v1.DriftService.ListWindows:input_type -> mlops.drift.v1.ListWindowsRequest
+	3,  // 20: mlops.drift.v1.DriftService.GetWindow:input_type -> mlops.drift.v1.GetWindowRequest
+	6,  // 21: mlops.drift.v1.DriftService.GetStatus:output_type -> mlops.drift.v1.GetStatusResponse
+	8,  // 22: mlops.drift.v1.DriftService.GetReport:output_type -> mlops.drift.v1.GetReportResponse
+	1,  // 23: mlops.drift.v1.DriftService.ListWindows:output_type -> mlops.drift.v1.ListWindowsResponse
+	4,  // 24: mlops.drift.v1.DriftService.GetWindow:output_type -> mlops.drift.v1.GetWindowResponse
+	21, // [21:25] is the sub-list for method output_type
+	17, // [17:21] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_mlops_drift_v1_drift_service_proto_init() }
@@ -723,14 +1313,14 @@ func file_mlops_drift_v1_drift_service_proto_init() {
 	if File_mlops_drift_v1_drift_service_proto != nil {
 		return
 	}
-	file_mlops_drift_v1_drift_service_proto_msgTypes[5].OneofWrappers = []any{}
+	file_mlops_drift_v1_drift_service_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlops_drift_v1_drift_service_proto_rawDesc), len(file_mlops_drift_v1_drift_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	DriftService_GetStatus_FullMethodName = "/mlops.drift.v1.DriftService/GetStatus"
-	DriftService_GetReport_FullMethodName = "/mlops.drift.v1.DriftService/GetReport"
+	DriftService_GetStatus_FullMethodName   = "/mlops.drift.v1.DriftService/GetStatus"
+	DriftService_GetReport_FullMethodName   = "/mlops.drift.v1.DriftService/GetReport"
+	DriftService_ListWindows_FullMethodName = "/mlops.drift.v1.DriftService/ListWindows"
+	DriftService_GetWindow_FullMethodName   = "/mlops.drift.v1.DriftService/GetWindow"
 )
 
 // DriftServiceClient is the client API for DriftService service.
@@ -34,6 +36,11 @@ type DriftServiceClient interface {
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// GetReport returns per-feature statistics for the current window.
 	GetReport(ctx context.Context, in *GetReportRequest, opts ...grpc.CallOption) (*GetReportResponse, error)
+	// ListWindows returns summaries of the most recent closed windows, newest
+	// first.
+	ListWindows(ctx context.Context, in *ListWindowsRequest, opts ...grpc.CallOption) (*ListWindowsResponse, error)
+	// GetWindow returns one closed window in detail.
+	GetWindow(ctx context.Context, in *GetWindowRequest, opts ...grpc.CallOption) (*GetWindowResponse, error)
 }
 
 type driftServiceClient struct {
@@ -64,6 +71,26 @@ func (c *driftServiceClient) GetReport(ctx context.Context, in *GetReportRequest
 	return out, nil
 }
 
+func (c *driftServiceClient) ListWindows(ctx context.Context, in *ListWindowsRequest, opts ...grpc.CallOption) (*ListWindowsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWindowsResponse)
+	err := c.cc.Invoke(ctx, DriftService_ListWindows_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *driftServiceClient) GetWindow(ctx context.Context, in *GetWindowRequest, opts ...grpc.CallOption) (*GetWindowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWindowResponse)
+	err := c.cc.Invoke(ctx, DriftService_GetWindow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DriftServiceServer is the server API for DriftService service.
 // All implementations must embed UnimplementedDriftServiceServer
 // for forward compatibility.
@@ -75,6 +102,11 @@ type DriftServiceServer interface {
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// GetReport returns per-feature statistics for the current window.
 	GetReport(context.Context, *GetReportRequest) (*GetReportResponse, error)
+	// ListWindows returns summaries of the most recent closed windows, newest
+	// first.
+	ListWindows(context.Context, *ListWindowsRequest) (*ListWindowsResponse, error)
+	// GetWindow returns one closed window in detail.
+	GetWindow(context.Context, *GetWindowRequest) (*GetWindowResponse, error)
 	mustEmbedUnimplementedDriftServiceServer()
 }
 
@@ -90,6 +122,12 @@ func (UnimplementedDriftServiceServer) GetStatus(context.Context, *GetStatusRequ
 }
 func (UnimplementedDriftServiceServer) GetReport(context.Context, *GetReportRequest) (*GetReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetReport not implemented")
+}
+func (UnimplementedDriftServiceServer) ListWindows(context.Context, *ListWindowsRequest) (*ListWindowsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWindows not implemented")
+}
+func (UnimplementedDriftServiceServer) GetWindow(context.Context, *GetWindowRequest) (*GetWindowResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWindow not implemented")
 }
 func (UnimplementedDriftServiceServer) mustEmbedUnimplementedDriftServiceServer() {}
 func (UnimplementedDriftServiceServer) testEmbeddedByValue()                      {}
@@ -148,6 +186,42 @@ func _DriftService_GetReport_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _DriftService_ListWindows_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWindowsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriftServiceServer).ListWindows(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriftService_ListWindows_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriftServiceServer).ListWindows(ctx, req.(*ListWindowsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DriftService_GetWindow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWindowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DriftServiceServer).GetWindow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DriftService_GetWindow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DriftServiceServer).GetWindow(ctx, req.(*GetWindowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DriftService_ServiceDesc is the grpc.ServiceDesc for DriftService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +236,14 @@ var DriftService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetReport",
 			Handler:    _DriftService_GetReport_Handler,
+		},
+		{
+			MethodName: "ListWindows",
+			Handler:    _DriftService_ListWindows_Handler,
+		},
+		{
+			MethodName: "GetWindow",
+			Handler:    _DriftService_GetWindow_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

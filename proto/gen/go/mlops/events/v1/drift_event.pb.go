@@ -49,21 +49,37 @@ const (
 	// DRIFT_METRIC_MSE: mean squared error on labelled traffic (regression;
 	// alert threshold 0.1 by default).
 	DriftMetric_DRIFT_METRIC_MSE DriftMetric = 9
+	// DRIFT_METRIC_ALERT_RATE: share of predictions at or above the decision
+	// threshold, compared with the reference's share (value is the absolute
+	// difference).
+	DriftMetric_DRIFT_METRIC_ALERT_RATE DriftMetric = 10
+	// DRIFT_METRIC_ESTIMATED_AUC: ROC AUC estimated from calibrated scores
+	// before labels arrive (confidence-based performance estimation).
+	DriftMetric_DRIFT_METRIC_ESTIMATED_AUC DriftMetric = 11
+	// DRIFT_METRIC_ESTIMATION_GAP: estimated minus realized AUC on the same
+	// labelled predictions; a growing gap signals concept drift.
+	DriftMetric_DRIFT_METRIC_ESTIMATION_GAP DriftMetric = 12
+	// DRIFT_METRIC_NON_FINITE_RATE: fraction of +Inf/-Inf values.
+	DriftMetric_DRIFT_METRIC_NON_FINITE_RATE DriftMetric = 13
 )
 
 // Enum value maps for DriftMetric.
 var (
 	DriftMetric_name = map[int32]string{
-		0: "DRIFT_METRIC_UNSPECIFIED",
-		1: "DRIFT_METRIC_PSI",
-		2: "DRIFT_METRIC_KS",
-		3: "DRIFT_METRIC_JS",
-		4: "DRIFT_METRIC_MISSING_RATE",
-		5: "DRIFT_METRIC_OUT_OF_RANGE_RATE",
-		6: "DRIFT_METRIC_AUC",
-		7: "DRIFT_METRIC_PRECISION",
-		8: "DRIFT_METRIC_RECALL",
-		9: "DRIFT_METRIC_MSE",
+		0:  "DRIFT_METRIC_UNSPECIFIED",
+		1:  "DRIFT_METRIC_PSI",
+		2:  "DRIFT_METRIC_KS",
+		3:  "DRIFT_METRIC_JS",
+		4:  "DRIFT_METRIC_MISSING_RATE",
+		5:  "DRIFT_METRIC_OUT_OF_RANGE_RATE",
+		6:  "DRIFT_METRIC_AUC",
+		7:  "DRIFT_METRIC_PRECISION",
+		8:  "DRIFT_METRIC_RECALL",
+		9:  "DRIFT_METRIC_MSE",
+		10: "DRIFT_METRIC_ALERT_RATE",
+		11: "DRIFT_METRIC_ESTIMATED_AUC",
+		12: "DRIFT_METRIC_ESTIMATION_GAP",
+		13: "DRIFT_METRIC_NON_FINITE_RATE",
 	}
 	DriftMetric_value = map[string]int32{
 		"DRIFT_METRIC_UNSPECIFIED":       0,
@@ -76,6 +92,10 @@ var (
 		"DRIFT_METRIC_PRECISION":         7,
 		"DRIFT_METRIC_RECALL":            8,
 		"DRIFT_METRIC_MSE":               9,
+		"DRIFT_METRIC_ALERT_RATE":        10,
+		"DRIFT_METRIC_ESTIMATED_AUC":     11,
+		"DRIFT_METRIC_ESTIMATION_GAP":    12,
+		"DRIFT_METRIC_NON_FINITE_RATE":   13,
 	}
 )
 
@@ -254,9 +274,16 @@ type DriftEvent struct {
 	// informational.
 	Retrain bool `protobuf:"varint,13,opt,name=retrain,proto3" json:"retrain,omitempty"`
 	// message is a human-readable summary.
-	Message       string `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Message string `protobuf:"bytes,14,opt,name=message,proto3" json:"message,omitempty"`
+	// change_start is the start of the first window in which the shift was
+	// seen (the start of the persistence run that raised the event), so a
+	// retraining can take its data from the change on. Unset when unknown.
+	ChangeStart *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=change_start,json=changeStart,proto3" json:"change_start,omitempty"`
+	// windows_persisted is how many consecutive windows crossed before the
+	// event was raised (the hysteresis).
+	WindowsPersisted int32 `protobuf:"varint,16,opt,name=windows_persisted,json=windowsPersisted,proto3" json:"windows_persisted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DriftEvent) Reset() {
@@ -387,6 +414,20 @@ func (x *DriftEvent) GetMessage() string {
 	return ""
 }
 
+func (x *DriftEvent) GetChangeStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangeStart
+	}
+	return nil
+}
+
+func (x *DriftEvent) GetWindowsPersisted() int32 {
+	if x != nil {
+		return x.WindowsPersisted
+	}
+	return 0
+}
+
 // Window is the span of data a metric was computed over.
 type Window struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -464,7 +505,7 @@ var File_mlops_events_v1_drift_event_proto protoreflect.FileDescriptor
 
 const file_mlops_events_v1_drift_event_proto_rawDesc = "" +
 	"\n" +
-	"!mlops/events/v1/drift_event.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x04\n" +
+	"!mlops/events/v1/drift_event.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x05\n" +
 	"\n" +
 	"DriftEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x129\n" +
@@ -483,14 +524,16 @@ const file_mlops_events_v1_drift_event_proto_rawDesc = "" +
 	"\x10reference_run_id\x18\v \x01(\tR\x0ereferenceRunId\x12\x1c\n" +
 	"\ap_value\x18\f \x01(\x01H\x00R\x06pValue\x88\x01\x01\x12\x18\n" +
 	"\aretrain\x18\r \x01(\bR\aretrain\x12\x18\n" +
-	"\amessage\x18\x0e \x01(\tR\amessageB\n" +
+	"\amessage\x18\x0e \x01(\tR\amessage\x12=\n" +
+	"\fchange_start\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vchangeStart\x12+\n" +
+	"\x11windows_persisted\x18\x10 \x01(\x05R\x10windowsPersistedB\n" +
 	"\n" +
 	"\b_p_value\"\xaf\x01\n" +
 	"\x06Window\x120\n" +
 	"\x05start\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
 	"\x03end\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\x12\x14\n" +
 	"\x05count\x18\x03 \x01(\x03R\x05count\x12/\n" +
-	"\x04kind\x18\x04 \x01(\x0e2\x1b.mlops.events.v1.WindowKindR\x04kind*\x8f\x02\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x1b.mlops.events.v1.WindowKindR\x04kind*\x8f\x03\n" +
 	"\vDriftMetric\x12\x1c\n" +
 	"\x18DRIFT_METRIC_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10DRIFT_METRIC_PSI\x10\x01\x12\x13\n" +
@@ -501,7 +544,12 @@ const file_mlops_events_v1_drift_event_proto_rawDesc = "" +
 	"\x10DRIFT_METRIC_AUC\x10\x06\x12\x1a\n" +
 	"\x16DRIFT_METRIC_PRECISION\x10\a\x12\x17\n" +
 	"\x13DRIFT_METRIC_RECALL\x10\b\x12\x14\n" +
-	"\x10DRIFT_METRIC_MSE\x10\t*d\n" +
+	"\x10DRIFT_METRIC_MSE\x10\t\x12\x1b\n" +
+	"\x17DRIFT_METRIC_ALERT_RATE\x10\n" +
+	"\x12\x1e\n" +
+	"\x1aDRIFT_METRIC_ESTIMATED_AUC\x10\v\x12\x1f\n" +
+	"\x1bDRIFT_METRIC_ESTIMATION_GAP\x10\f\x12 \n" +
+	"\x1cDRIFT_METRIC_NON_FINITE_RATE\x10\r*d\n" +
 	"\bSeverity\x12\x18\n" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x14\n" +
@@ -540,14 +588,15 @@ var file_mlops_events_v1_drift_event_proto_depIdxs = []int32{
 	0, // 1: mlops.events.v1.DriftEvent.metric:type_name -> mlops.events.v1.DriftMetric
 	4, // 2: mlops.events.v1.DriftEvent.window:type_name -> mlops.events.v1.Window
 	1, // 3: mlops.events.v1.DriftEvent.severity:type_name -> mlops.events.v1.Severity
-	5, // 4: mlops.events.v1.Window.start:type_name -> google.protobuf.Timestamp
-	5, // 5: mlops.events.v1.Window.end:type_name -> google.protobuf.Timestamp
-	2, // 6: mlops.events.v1.Window.kind:type_name -> mlops.events.v1.WindowKind
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 4: mlops.events.v1.DriftEvent.change_start:type_name -> google.protobuf.Timestamp
+	5, // 5: mlops.events.v1.Window.start:type_name -> google.protobuf.Timestamp
+	5, // 6: mlops.events.v1.Window.end:type_name -> google.protobuf.Timestamp
+	2, // 7: mlops.events.v1.Window.kind:type_name -> mlops.events.v1.WindowKind
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_mlops_events_v1_drift_event_proto_init() }
