@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/features/internal/store"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
@@ -31,7 +32,8 @@ type Config struct {
 	RedisTimeout time.Duration
 	// ReplayWindow is how many recent transactions per account keep their vector in Redis,
 	// so that a replay of one of them is recognised and re-published unchanged
-	// (-features.replay-window). Default: 32.
+	// (-features.replay-window). It must be at least Kafka.MaxBatch, the most records that
+	// can be applied and still be redelivered. Default: 1000 (store.DefaultWindow).
 	ReplayWindow int
 	// StateTTL, when positive, lets an account's state expire after that long without a
 	// transaction (-features.state-ttl). Default: 0, never.
@@ -53,7 +55,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.RedisAddr, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address for online feature state")
 	flagenv.StringVar(fs, getenv, &c.RedisPrefix, "redis.prefix", "REDIS_PREFIX", DefaultRedisPrefix(), "prefix of every Redis key of the service")
 	flagenv.DurationVar(fs, getenv, &c.RedisTimeout, "redis.timeout", "REDIS_TIMEOUT", 2*time.Second, "Redis dial, read and write timeout")
-	flagenv.IntVar(fs, getenv, &c.ReplayWindow, "features.replay-window", "FEATURES_REPLAY_WINDOW", 32, "recent transactions per account whose vectors are kept to answer replays")
+	flagenv.IntVar(fs, getenv, &c.ReplayWindow, "features.replay-window", "FEATURES_REPLAY_WINDOW", store.DefaultWindow, "recent transactions per account whose vectors are kept to answer replays (at least -kafka.max-batch)")
 	flagenv.DurationVar(fs, getenv, &c.StateTTL, "features.state-ttl", "FEATURES_STATE_TTL", 0, "expire an account's state after this long without a transaction (0: never)")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
@@ -86,6 +88,11 @@ func (c Config) Validate() error {
 	}
 	if c.ReplayWindow < 1 || c.ReplayWindow > 10000 {
 		errs = append(errs, fmt.Errorf("replay window %d outside [1, 10000]", c.ReplayWindow))
+	}
+	if maxBatch := c.Kafka.MaxBatch; maxBatch > 0 && c.ReplayWindow < maxBatch {
+		// A redelivered batch may hold up to MaxBatch records of one account; with a smaller
+		// window the oldest of them are forgotten before the batch is committed.
+		errs = append(errs, fmt.Errorf("replay window %d is below kafka max batch %d: a redelivered batch could be counted twice", c.ReplayWindow, maxBatch))
 	}
 	if c.StateTTL < 0 {
 		errs = append(errs, fmt.Errorf("state ttl %v: must not be negative", c.StateTTL))

@@ -24,17 +24,17 @@ func TestParseConfig(t *testing.T) {
 			if c.Kafka.GroupID != "features" || c.RedisAddr != "127.0.0.1:6379" || c.RedisPrefix != "mlops:features:fraud-v1:" {
 				t.Errorf("group %q redis %q prefix %q", c.Kafka.GroupID, c.RedisAddr, c.RedisPrefix)
 			}
-			if c.ReplayWindow != 32 || c.StateTTL != 0 || c.RedisTimeout != 2*time.Second || c.GRPCAddr != "127.0.0.1:50052" {
+			if c.ReplayWindow != 1000 || c.Kafka.MaxBatch != 500 || c.StateTTL != 0 || c.RedisTimeout != 2*time.Second || c.GRPCAddr != "127.0.0.1:50052" {
 				t.Errorf("window %d ttl %v timeout %v grpc %q", c.ReplayWindow, c.StateTTL, c.RedisTimeout, c.GRPCAddr)
 			}
 		}},
-		{name: "env", env: map[string]string{"REDIS_PREFIX": "p:", "FEATURES_REPLAY_WINDOW": "8", "FEATURES_STATE_TTL": "720h", "FEATURES_TOPIC": "f2"},
+		{name: "env", env: map[string]string{"REDIS_PREFIX": "p:", "FEATURES_REPLAY_WINDOW": "8", "KAFKA_MAX_BATCH": "8", "FEATURES_STATE_TTL": "720h", "FEATURES_TOPIC": "f2"},
 			check: func(t *testing.T, c features.Config) {
 				if c.RedisPrefix != "p:" || c.ReplayWindow != 8 || c.StateTTL != 720*time.Hour || c.OutputTopic != "f2" {
 					t.Errorf("got %+v", c)
 				}
 			}},
-		{name: "flag beats env", args: []string{"-features.replay-window", "4"}, env: map[string]string{"FEATURES_REPLAY_WINDOW": "8"},
+		{name: "flag beats env", args: []string{"-features.replay-window", "4", "-kafka.max-batch", "4"}, env: map[string]string{"FEATURES_REPLAY_WINDOW": "8"},
 			check: func(t *testing.T, c features.Config) {
 				if c.ReplayWindow != 4 {
 					t.Errorf("window %d, want the flag's 4", c.ReplayWindow)
@@ -42,6 +42,8 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{name: "invalid", args: []string{"-features.replay-window", "0", "-redis.prefix", "a{b}:", "-redis.addr", "", "-features.topic", "tx.validated", "-features.state-ttl", "-1s"},
 			wantErr: []string{"replay window", "brace", "redis address", "also an input topic", "state ttl"}},
+		{name: "replay window below max batch", args: []string{"-features.replay-window", "499"},
+			wantErr: []string{"replay window 499 is below kafka max batch 500"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,13 +9,14 @@
 //	P acct:{A}   HASH  v    version, a decimal counter bumped by every write (absent = 0)
 //	                   s    featurespec binary encoding of the AccountState (absent = no history)
 //	                   t:X  encoded FeatureVector computed for transaction id X
-//	P ring:{A}   LIST  transaction ids with a t:X field, newest first; at most Window long
+//	P ring:{A}   LIST  transaction ids with a t:X field, newest first; at most Window long,
+//	                   except that one write never evicts its own ids
 //
 // Reads are one HMGET per account (v, s and t:X for the transactions in hand), pipelined
 // for a whole batch. Writes are one Lua script per account, pipelined for a whole batch; the
 // script is a compare-and-set on v: it applies only if v still has the value that was read,
 // sets the new state and vectors, pushes the new ids onto the ring and evicts the vectors of
-// ids pushed off its end. State and "which transactions were applied" therefore change
+// ids pushed off its end (never those of the write itself, however many it adds). State and "which transactions were applied" therefore change
 // together, atomically, and a writer that lost a race (two replicas during a rebalance, a
 // gRPC record call and the stream) learns it and reloads.
 package store
@@ -40,8 +41,11 @@ var ErrBadState = errors.New("bad stored account state")
 // Defaults of Options.
 const (
 	// DefaultWindow is the default number of recent transactions per account whose vectors
-	// are kept for replays.
-	DefaultWindow = 32
+	// are kept for replays: twice kafkaio.DefaultMaxBatch. A redelivery repeats only
+	// uncommitted records, at most one batch per partition, and an account's records share a
+	// partition; the factor two leaves room for gRPC record calls in between and for a
+	// replica still running with a larger batch during a rollout.
+	DefaultWindow = 1000
 )
 
 // Options configures a Store.
@@ -49,7 +53,9 @@ type Options struct {
 	// Prefix starts every key, e.g. "mlops:features:fraud-v1:". Tests use a unique one.
 	Prefix string
 	// Window is how many of an account's most recent transactions are remembered (id and
-	// vector): a transaction replayed while it is among them is recognised. Default:
+	// vector): a transaction replayed while it is among them is recognised. A write that adds
+	// more transactions than Window keeps all of them (until the next write). It must be at
+	// least the most records a consumer handles uncommitted (-kafka.max-batch). Default:
 	// DefaultWindow.
 	Window int
 	// TTL, when positive, expires an account's keys after that long without a write.
@@ -283,7 +289,9 @@ func (s *Store) commitOnce(ctx context.Context, writes []Write, args [][]any, to
 //	ARGV[1] expected version, ARGV[2] encoded state, ARGV[3] window, ARGV[4] TTL in ms (0: none)
 //	ARGV[5], ARGV[6], ...: pairs of transaction id and encoded vector, oldest first
 //
-// It returns 1 when applied and 0 when the version changed since it was read.
+// It returns 1 when applied and 0 when the version changed since it was read. The ring keeps
+// at least the ids this write adds: they belong to a batch that is not committed to Kafka yet
+// and may be redelivered, so evicting any of them would let a redelivery count it twice.
 const commitScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if cur ~= tonumber(ARGV[1]) then
@@ -294,7 +302,7 @@ for i = 5, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 't:' .. ARGV[i], ARGV[i + 1])
   redis.call('LPUSH', KEYS[2], ARGV[i])
 end
-local window = tonumber(ARGV[3])
+local window = math.max(tonumber(ARGV[3]), (#ARGV - 4) / 2)
 local n = redis.call('LLEN', KEYS[2])
 while n > window do
   local old = redis.call('RPOP', KEYS[2])

@@ -134,9 +134,16 @@ func TestWindowEvictsOldestVectors(t *testing.T) {
 			t.Fatalf("commit %d not applied", i)
 		}
 	}
-	// A write with more new transactions than the window keeps the newest.
+	// A write with more new transactions than the window keeps all of them: they are one
+	// uncommitted batch that may be redelivered. The next write trims back to the window.
 	if !commit(t, s, store.Write{Account: "b", State: state(t, 4), TxIDs: []string{"x0", "x1", "x2", "x3"}, Vectors: [][]byte{{0}, {1}, {2}, {3}}})[0] {
 		t.Fatal("commit b not applied")
+	}
+	if !commit(t, s, store.Write{Account: "c", State: state(t, 4), TxIDs: []string{"y0", "y1", "y2", "y3"}, Vectors: [][]byte{{0}, {1}, {2}, {3}}})[0] {
+		t.Fatal("commit c not applied")
+	}
+	if !commit(t, s, store.Write{Account: "c", Version: 1, State: state(t, 5), TxIDs: []string{"y4"}, Vectors: [][]byte{{4}}})[0] {
+		t.Fatal("second commit c not applied")
 	}
 	ctx := context.Background()
 	tests := []struct {
@@ -147,7 +154,8 @@ func TestWindowEvictsOldestVectors(t *testing.T) {
 		wantKeys int64
 	}{
 		{"a", []string{"tx4", "tx3", "tx2"}, []string{"tx2", "tx3", "tx4"}, []string{"tx0", "tx1"}, 5},
-		{"b", []string{"x3", "x2", "x1"}, []string{"x1", "x2", "x3"}, []string{"x0"}, 5},
+		{"b", []string{"x3", "x2", "x1", "x0"}, []string{"x0", "x1", "x2", "x3"}, nil, 6},
+		{"c", []string{"y4", "y3", "y2"}, []string{"y2", "y3", "y4"}, []string{"y0", "y1"}, 5},
 	}
 	for _, tt := range tests {
 		ring, err := rdb.LRange(ctx, s.RingKey(tt.account), 0, -1).Result()
