@@ -12,10 +12,24 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+
+	"github.com/streaming-mlops/mlops/services/platform/driftstat"
 )
 
-// Version of the JSON format written by Marshal.
-const Version = 1
+// Version of the JSON format written by Marshal. Version 2 adds alarm thresholds,
+// calibration and the champion's reference performance; Unmarshal still reads version 1
+// (those fields are then absent and the drift detector uses its defaults).
+const Version = 2
+
+// Defaults of Calibrate.
+const (
+	DefaultAlarmWindow    = 5000
+	DefaultAlarmResamples = 500
+	// DefaultAlarmQuantile is the per-window, per-statistic quantile of the null
+	// distribution taken as the threshold: each statistic of an unshifted column crosses it
+	// in 1% of windows.
+	DefaultAlarmQuantile = 0.99
+)
 
 // Default sizes used by Build.
 const (
@@ -42,6 +56,20 @@ type Distribution struct {
 	// Sample is a uniform random sample of the non-missing values, sorted ascending, for
 	// two-sample tests (KS). It holds every value when there are at most SampleSize.
 	Sample []float64 `json:"sample"`
+	// Alarm holds thresholds calibrated by resampling the reference against itself; nil
+	// when the profile was not calibrated.
+	Alarm *Alarm `json:"alarm,omitempty"`
+}
+
+// Alarm is one column's alarm thresholds: the AlarmQuantile of each statistic over windows
+// of WindowSize values drawn from the reference itself (see driftstat.NullQuantiles).
+type Alarm struct {
+	WindowSize int     `json:"window_size"`
+	Quantile   float64 `json:"quantile"`
+	Resamples  int     `json:"resamples"`
+	PSI        float64 `json:"psi"`
+	KS         float64 `json:"ks"`
+	JS         float64 `json:"js"`
 }
 
 // Profile is the reference profile of one model version.
@@ -51,6 +79,76 @@ type Profile struct {
 	Rows            int64          `json:"rows"`
 	Features        []Distribution `json:"features"`
 	Score           *Distribution  `json:"score,omitempty"`
+	// Task is "binary" or "regression" (featurespec.Task's names); empty in version 1.
+	Task string `json:"task,omitempty"`
+	// Threshold is the decision threshold the model serves with.
+	Threshold float64 `json:"threshold,omitempty"`
+	// AlertRate is the share of reference scores at or above Threshold.
+	AlertRate float64 `json:"alert_rate,omitempty"`
+	// Calibration maps a score to a calibrated probability of the positive label, fitted on
+	// the training holdout (binary only), for performance estimation before labels.
+	Calibration *driftstat.Isotonic `json:"calibration,omitempty"`
+	// Holdout are the model's metrics on its training holdout (evaluate's names: auc, mse…).
+	Holdout map[string]float64 `json:"holdout,omitempty"`
+}
+
+// CalibrateOptions tune Calibrate. Zero values take the defaults.
+type CalibrateOptions struct {
+	WindowSize int
+	Resamples  int
+	Quantile   float64
+	Seed       uint64
+}
+
+// Calibrate sets every column's Alarm from the same matrix and scores Build profiled: for
+// each column it resamples windows of WindowSize reference values and takes the Quantile of
+// PSI, KS and JS against the profile (driftstat.NullQuantiles). With quantile q, an
+// unshifted column crosses each threshold in a fraction 1−q of windows; docs/drift.md turns
+// that into the expected false-alarm rate of the detector.
+func (p *Profile) Calibrate(matrix, scores []float64, opts CalibrateOptions) error {
+	if opts.WindowSize <= 0 {
+		opts.WindowSize = DefaultAlarmWindow
+	}
+	if opts.Resamples <= 0 {
+		opts.Resamples = DefaultAlarmResamples
+	}
+	if opts.Quantile <= 0 || opts.Quantile >= 1 {
+		opts.Quantile = DefaultAlarmQuantile
+	}
+	cols := len(p.Features)
+	if cols == 0 || len(matrix) != cols*int(p.Rows) {
+		return fmt.Errorf("profile: calibrate with %d values for %d rows of %d features", len(matrix), p.Rows, cols)
+	}
+	col := make([]float64, 0, p.Rows)
+	calibrate := func(d *Distribution, values []float64, stream uint64) {
+		if d.Count == 0 || len(values) == 0 {
+			return
+		}
+		psi, ks, js := driftstat.NullQuantiles(values, d.Edges, d.Fractions, d.Sample, opts.WindowSize, opts.Resamples, opts.Quantile, opts.Seed^stream)
+		if math.IsNaN(psi) || math.IsNaN(ks) || math.IsNaN(js) {
+			return
+		}
+		d.Alarm = &Alarm{WindowSize: opts.WindowSize, Quantile: opts.Quantile, Resamples: opts.Resamples, PSI: psi, KS: ks, JS: js}
+	}
+	for j := range p.Features {
+		col = col[:0]
+		for i := range int(p.Rows) {
+			if v := matrix[i*cols+j]; !math.IsNaN(v) && !math.IsInf(v, 0) {
+				col = append(col, v)
+			}
+		}
+		calibrate(&p.Features[j], col, uint64(j))
+	}
+	if p.Score != nil && len(scores) == int(p.Rows) {
+		col = col[:0]
+		for _, v := range scores {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				col = append(col, v)
+			}
+		}
+		calibrate(p.Score, col, uint64(cols))
+	}
+	return nil
 }
 
 // Options tune Build. Zero values take the defaults.
@@ -205,8 +303,8 @@ func Unmarshal(b []byte) (*Profile, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("decode profile: %w", err)
 	}
-	if p.Version != Version {
-		return nil, fmt.Errorf("profile format version %d, want %d", p.Version, Version)
+	if p.Version != Version && p.Version != 1 {
+		return nil, fmt.Errorf("profile format version %d, want 1 or %d", p.Version, Version)
 	}
 	ds := p.Features
 	if p.Score != nil {

@@ -23,7 +23,6 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
-	"github.com/streaming-mlops/mlops/services/platform/profile"
 )
 
 // Sentinel errors the gRPC layer maps to status codes.
@@ -355,7 +354,7 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 		return mlflow.Run{}, mlflow.ModelVersion{}, "", fmt.Errorf("log run: %w", err)
 	}
 
-	prof, err := profile.Build(t.Spec.Fingerprint(), t.Spec.Names(), t.Split.Train.X, t.TrainScores, profile.Options{})
+	prof, err := referenceProfile(t, s.cfg.Threshold, s.cfg.AlarmWindow)
 	if err != nil {
 		return mlflow.Run{}, mlflow.ModelVersion{}, "", fmt.Errorf("reference profile: %w", err)
 	}

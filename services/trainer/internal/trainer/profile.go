@@ -1,0 +1,47 @@
+package trainer
+
+import (
+	"maps"
+
+	"github.com/streaming-mlops/mlops/services/platform/driftstat"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/services/platform/profile"
+)
+
+// referenceProfile builds the reference profile the drift service compares live windows
+// with: quantile bins and samples of the training rows and their scores, alarm thresholds
+// calibrated at the drift service's window size (alarmWindow; 0 takes the default), the
+// serving threshold and the reference alert rate, the holdout metrics and, for binary
+// models, the isotonic calibration of scores fitted on the holdout (for performance
+// estimation before labels arrive).
+func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.Profile, error) {
+	prof, err := profile.Build(t.Spec.Fingerprint(), t.Spec.Names(), t.Split.Train.X, t.TrainScores, profile.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := prof.Calibrate(t.Split.Train.X, t.TrainScores, profile.CalibrateOptions{WindowSize: alarmWindow}); err != nil {
+		return nil, err
+	}
+	prof.Task = string(t.Spec.Task)
+	prof.Threshold = threshold
+	prof.Holdout = maps.Clone(t.Metrics)
+	if len(t.TrainScores) > 0 {
+		alerts := 0
+		for _, s := range t.TrainScores {
+			if s >= threshold {
+				alerts++
+			}
+		}
+		prof.AlertRate = float64(alerts) / float64(len(t.TrainScores))
+	}
+	if t.Spec.Task == featurespec.TaskBinary {
+		labels := make([]bool, len(t.Split.Holdout.Y))
+		for i, y := range t.Split.Holdout.Y {
+			labels[i] = y >= 0.5
+		}
+		if c := driftstat.FitIsotonic(t.HoldoutScores, labels); len(c.X) > 0 {
+			prof.Calibration = &c
+		}
+	}
+	return prof, nil
+}
