@@ -9,6 +9,7 @@ import (
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/profile"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
 
@@ -36,6 +37,10 @@ type Config struct {
 
 	// Threshold is the decision threshold of binary models (flag when score >= it). Default: 0.8.
 	Threshold float64
+	// AlarmWindow is the drift service's window size (predictions) at which the reference
+	// profile's alarm thresholds are calibrated; keep it equal to drift's -window.count.
+	// Default: 5000.
+	AlarmWindow int
 	// ReviewCost is the cost of one false alarm (a manual review), in the amount's currency;
 	// a missed fraud costs its amount. Default: 5.
 	ReviewCost float64
@@ -92,6 +97,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.PurchaseModel, "model.purchase", "MODEL_PURCHASE", "purchase", "registered model name of the purchase (regression) model")
 	flagenv.StringVar(fs, getenv, &c.ExperimentPrefix, "mlflow.experiment-prefix", "MLFLOW_EXPERIMENT_PREFIX", "mlops-", "prefix of each model's MLflow experiment name")
 	flagenv.Float64Var(fs, getenv, &c.Threshold, "threshold", "THRESHOLD", 0.8, "decision threshold of binary models")
+	flagenv.IntVar(fs, getenv, &c.AlarmWindow, "drift.window", "DRIFT_WINDOW", profile.DefaultAlarmWindow, "drift window size (predictions) the reference profile's alarm thresholds are calibrated at")
 	flagenv.Float64Var(fs, getenv, &c.ReviewCost, "cost.review", "COST_REVIEW", 5, "cost of one false alarm (manual review)")
 	flagenv.Float64Var(fs, getenv, &c.PromotionMargin, "promotion.margin", "PROMOTION_MARGIN", 0.001, "margin by which a challenger must beat the champion on the primary metric")
 	flagenv.IntVar(fs, getenv, &c.EarlyStoppingRounds, "train.early-stopping", "TRAIN_EARLY_STOPPING", 30, "early stopping rounds on the validation set")
