@@ -39,8 +39,9 @@ type Result struct {
 
 // BatchHandler handles records of one topic together (an Elasticsearch bulk request, a Redis
 // pipeline). It returns one Result per record, in order. It may return fewer results than
-// records, a prefix, typically ending with the first transient failure: the records without a
-// result are handed to it again later, with the failed one first. A non-nil error applies to
+// records, a prefix (possibly empty), typically ending with the first transient failure: the
+// records without a result are handed to it again later, after a backoff, with the failed one
+// first. A non-nil error applies to
 // the whole batch: a transient one retries the batch; a permanent one, like a panic, makes
 // the loop call the handler once per record to find the culprit. The rules of Handler apply.
 type BatchHandler func(ctx context.Context, msgs []kafka.Message) ([]Result, error)
@@ -322,13 +323,15 @@ func done0(outs []outcome) []outcome {
 }
 
 // handleGroup calls the handler on msgs (all of one topic) and returns the outcomes of a
-// prefix of msgs. A panic or a permanent batch error on several records is narrowed down by
-// handling them one at a time.
+// prefix of msgs, possibly empty: an empty prefix, like a short one, hands the remaining
+// records back to be handled again after a backoff. A panic or a permanent batch error on
+// several records is narrowed down by handling them one at a time.
 func (c *Consumer) handleGroup(ctx context.Context, msgs []kafka.Message) []outcome {
 	start := time.Now()
 	results, err := c.safeCall(ctx, msgs)
 	c.m.handleDuration.WithLabelValues(msgs[0].Topic).Observe(time.Since(start).Seconds())
-	if err == nil && (len(results) > len(msgs) || len(results) == 0) {
+	// More results than records is a broken contract; fewer, including none, is a prefix.
+	if err == nil && len(results) > len(msgs) {
 		err = PermanentReason(ReasonHandler, fmt.Errorf("handler returned %d results for %d records", len(results), len(msgs)))
 	}
 	if err != nil {
@@ -342,7 +345,9 @@ func (c *Consumer) handleGroup(ctx context.Context, msgs []kafka.Message) []outc
 		for i := range msgs {
 			o := c.handleGroup(ctx, msgs[i:i+1])
 			outs = append(outs, o...)
-			if len(done0(o)) < len(o) {
+			// Stop at the first record that is not done (a transient failure, or no result
+			// at all): the records after it must not get ahead of it.
+			if len(o) == 0 || len(done0(o)) < len(o) {
 				break
 			}
 		}
