@@ -12,6 +12,7 @@ import (
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 	"github.com/streaming-mlops/mlops/services/platform/run"
 )
@@ -166,74 +167,21 @@ func (s *Server) Reload() {
 // partition: events published after that are seen.
 func (s *Server) WatchingModelEvents() <-chan struct{} { return s.watchOK }
 
-// watchModelEvents reads model.events from its current end, without a consumer group (each
-// replica sees every event and nothing is committed), and triggers a reload on alias moves.
+// watchModelEvents tails model.events (every replica sees every event; nothing is
+// committed) and triggers a reload on alias moves.
 func (s *Server) watchModelEvents(ctx context.Context) {
-	topic := s.cfg.ModelEventsTopic
-	var offsets map[int]int64
-	backoff := 100 * time.Millisecond
-	for warned := false; ; {
-		var err error
-		if offsets, err = endOffsets(ctx, s.cfg.Kafka.Brokers, topic); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if !warned {
-			s.logger.Warn("model events not watched yet; polling the registry meanwhile", "topic", topic, "err", err)
-			warned = true
-		}
-		if !sleepCtx(ctx, backoff) {
-			return
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for p, off := range offsets {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: s.cfg.Kafka.Brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond,
-			Dialer:         &kafka.Dialer{ClientID: s.cfg.Kafka.ClientID, Timeout: 10 * time.Second, DualStack: true},
-			ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
-		})
-		if err := r.SetOffset(off); err != nil {
-			s.logger.Warn("model events partition not watched", "topic", topic, "partition", p, "err", err)
-			_ = r.Close()
-			continue
-		}
-		wg.Go(func() {
-			defer r.Close()
-			s.readModelEvents(ctx, r, p)
-		})
-	}
-	close(s.watchOK)
-}
-
-func (s *Server) readModelEvents(ctx context.Context, r *kafka.Reader, partition int) {
-	for {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			s.logger.Warn("model events read failed; retrying", "topic", s.cfg.ModelEventsTopic, "partition", partition, "err", err)
-			if !sleepCtx(ctx, time.Second) {
-				return
-			}
-			continue
-		}
+	kafkaio.Tail(ctx, s.cfg.Kafka, s.cfg.ModelEventsTopic, s.logger, func() { close(s.watchOK) }, func(m kafka.Message) {
 		var ev eventsv1.ModelEvent
 		if err := proto.Unmarshal(m.Value, &ev); err != nil {
 			s.logger.Warn("undecodable model event ignored", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
-			continue
+			return
 		}
 		if s.relevant(&ev) {
 			s.logger.Info("model event received", "type", ev.GetType().String(), "model", ev.GetModelName(), "alias", ev.GetAlias(),
 				"model_version", ev.GetToVersion(), "previous", ev.GetFromVersion(), "event_id", ev.GetEventId())
 			s.Reload()
 		}
-	}
+	})
 }
 
 // relevant reports whether ev moves an alias this service serves.
@@ -248,53 +196,4 @@ func (s *Server) relevant(ev *eventsv1.ModelEvent) bool {
 		return false
 	}
 	return ev.GetAlias() == modelstore.AliasChampion || (s.cfg.ChallengerEnabled && ev.GetAlias() == modelstore.AliasChallenger)
-}
-
-// endOffsets returns the high watermark of every partition of topic.
-func endOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	tr := &kafka.Transport{ClientID: "scoring-model-events", DialTimeout: 10 * time.Second}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("metadata of %q: %w", topic, t.Error)
-		}
-		for _, p := range t.Partitions {
-			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
-		}
-	}
-	if len(reqs) == 0 {
-		return nil, fmt.Errorf("topic %q has no partitions", topic)
-	}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
-	}
-	out := make(map[int]int64, len(reqs))
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,0 +1,111 @@
+package kafkaio
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Tail reads topic from its current end on every partition, without a consumer group (so
+// every replica of a service sees every record and nothing is committed), and calls handle
+// with each record until ctx is done. It is meant for low-volume control topics such as
+// model.events. ready, if not nil, is called once every partition is positioned at its end:
+// records published after that are seen. handle is called from one goroutine per
+// partition. Read errors are logged and retried; Tail returns when ctx is done.
+func Tail(ctx context.Context, cfg Config, topic string, logger *slog.Logger, ready func(), handle func(kafka.Message)) {
+	var offsets map[int]int64
+	backoff := 100 * time.Millisecond
+	for warned := false; ; {
+		var err error
+		if offsets, err = EndOffsets(ctx, cfg.Brokers, topic); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !warned {
+			logger.Warn("topic not tailed yet; retrying", "topic", topic, "err", err)
+			warned = true
+		}
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for p, off := range offsets {
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers: cfg.Brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond,
+			Dialer:         &kafka.Dialer{ClientID: cfg.ClientID, Timeout: 10 * time.Second, DualStack: true},
+			ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
+		})
+		if err := r.SetOffset(off); err != nil {
+			logger.Warn("partition not tailed", "topic", topic, "partition", p, "err", err)
+			_ = r.Close()
+			continue
+		}
+		wg.Go(func() {
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					logger.Warn("tail read failed; retrying", "topic", topic, "partition", p, "err", err)
+					if !sleepCtx(ctx, time.Second) {
+						return
+					}
+					continue
+				}
+				handle(m)
+			}
+		})
+	}
+	if ready != nil {
+		ready()
+	}
+}
+
+// EndOffsets returns the high watermark of every partition of topic.
+func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
+	tr := &kafka.Transport{ClientID: "mlops-end-offsets", DialTimeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of %q: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+		}
+	}
+	if len(reqs) == 0 {
+		return nil, fmt.Errorf("topic %q has no partitions", topic)
+	}
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
+	}
+	out := make(map[int]int64, len(reqs))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, po.Partition, po.Error)
+		}
+		out[po.Partition] = po.LastOffset
+	}
+	return out, nil
+}
