@@ -11,8 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
-	"github.com/streaming-mlops/mlops/services/platform/mlflow"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/mlflow"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 	"github.com/streaming-mlops/mlops/services/platform/run"
 )
