@@ -32,6 +32,7 @@ type Admin struct {
 
 	mu       sync.Mutex
 	checks   map[string]ReadyCheck
+	routes   map[string]http.Handler
 	draining atomic.Bool
 	listener net.Listener
 	bound    chan struct{}
@@ -47,6 +48,17 @@ func (a *Admin) AddReadyCheck(name string, c ReadyCheck) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.checks[name] = c
+}
+
+// Handle adds a service-specific page (for example drift's HTML report) to the admin mux.
+// Call it before the admin actor starts; later calls have no effect on a running server.
+func (a *Admin) Handle(pattern string, h http.Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.routes == nil {
+		a.routes = map[string]http.Handler{}
+	}
+	a.routes[pattern] = h
 }
 
 // Addr blocks until the server is listening (or ctx is done) and returns its address; useful
@@ -68,6 +80,11 @@ func (a *Admin) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", a.serveReady)
+	a.mu.Lock()
+	for pattern, h := range a.routes {
+		mux.Handle(pattern, h)
+	}
+	a.mu.Unlock()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
