@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -83,20 +84,57 @@ type Config struct {
 	// Pattern). Default: ATO 0.35, card testing 0.2, geo jump 0.25, risky
 	// device 0.2, bust-out 0.
 	PatternWeights [numPatterns]float64
-	// LabelDelayMin and LabelDelayMax bound the delay of fraud labels
-	// (chargebacks, uniform in between); legitimate transactions are
-	// labelled 0 at LabelDelayMax (the chargeback window closes).
-	// Defaults: 24h and 168h. LabelDelayMin must be > 0.
+	// LabelDelayMin and LabelDelayMax bound the delay of fraud labels, like
+	// chargebacks: log-uniform in between, so most arrive within days and
+	// some after weeks. Legitimate transactions (and fraud never reported)
+	// are labelled 0 at LabelDelayMax, when the chargeback window closes.
+	// Defaults: 48h and 1008h (six weeks). LabelDelayMin must be > 0. Load
+	// tests compress them (loadgen -label-delay).
 	LabelDelayMin time.Duration
 	LabelDelayMax time.Duration
-	// SkipLegitLabels emits labels for fraudulent transactions only.
+	// SkipLegitLabels emits positive labels (reported fraud and friendly
+	// fraud) only.
 	SkipLegitLabels bool
 	// NewDeviceProb is the probability that a legitimate transaction uses
-	// a brand-new device of its owner. Default: 0.003.
+	// a brand-new device of its owner. Default: 0.01.
 	NewDeviceProb float64
 	// TravelProb is the probability per legitimate transaction that the
-	// owner starts a 2-10 day trip to another city. Default: 0.002.
+	// owner starts a 2-10 day trip to another city (a foreign country,
+	// new merchants and a jump in location). Default: 0.004.
 	TravelProb float64
+	// SplurgeProb is the probability that a legitimate transaction is a
+	// large purchase (several times the owner's usual amount) at an
+	// electronics, jewelry, gift card, digital goods or travel merchant,
+	// often one the owner never used: what fraud looks like. Default: 0.015.
+	SplurgeProb float64
+	// SpreeProb is the probability that a legitimate transaction starts a
+	// shopping spree: 2-6 more purchases within minutes, at new online
+	// merchants. Default: 0.01.
+	SpreeProb float64
+	// MimicProb is the probability that a fraud episode imitates its
+	// victim: the victim's own device (malware, a hijacked session or a
+	// cloned card), the victim's home area, amounts and merchants like the
+	// victim's, and slower pacing. Such fraud is hard to tell from the
+	// account's own behaviour. Default: 0.25. Use NoMimic for 0.
+	MimicProb float64
+	// NoMimic disables mimicking fraud.
+	NoMimic bool
+	// UnreportedProb is the probability that a fraudulent transaction is
+	// never reported (the cardholder does not notice it): labelled 0.
+	// Default: 0.08. Use NoLabelNoise for 0 (with FriendlyFraudProb).
+	UnreportedProb float64
+	// FriendlyFraudProb is the probability that a legitimate online
+	// transaction is disputed by its own cardholder (friendly fraud):
+	// labelled 1, late in the chargeback window. Default: 0.0015.
+	FriendlyFraudProb float64
+	// NoLabelNoise disables unreported and friendly fraud: labels equal
+	// the ground truth.
+	NoLabelNoise bool
+	// Scenario names a drift scenario (see Scenarios) that starts at
+	// ScenarioAt; empty means none. Its drift joins Drifts.
+	Scenario string
+	// ScenarioAt is the sim time at which Scenario starts. Default: Start.
+	ScenarioAt time.Time
 	// Drifts are applied in order of At.
 	Drifts []Drift
 }
@@ -119,6 +157,21 @@ type Drift struct {
 	// PatternWeights, when any entry is positive, replaces the pattern
 	// weights (e.g. to start PatternBustOut).
 	PatternWeights [numPatterns]float64
+	// TravelProbScale multiplies the probability of starting a trip (more
+	// transactions abroad: a shift of the country mix).
+	TravelProbScale float64
+	// PeakHourShift moves every account's usual hours by this many hours
+	// (a shift of the time of day).
+	PeakHourShift float64
+}
+
+// insertDrift inserts d into ds (ordered by At) after the drifts at the same time.
+func insertDrift(ds []Drift, d Drift) []Drift {
+	i := len(ds)
+	for i > 0 && ds[i-1].At.After(d.At) {
+		i--
+	}
+	return slices.Insert(ds, i, d)
 }
 
 // DefaultConfig returns the defaults used for zero fields.
@@ -129,10 +182,15 @@ func DefaultConfig() Config {
 		Merchants:          2000,
 		TxPerAccountPerDay: 3,
 		FraudRate:          0.015,
-		LabelDelayMin:      24 * time.Hour,
-		LabelDelayMax:      7 * 24 * time.Hour,
-		NewDeviceProb:      0.003,
-		TravelProb:         0.002,
+		LabelDelayMin:      48 * time.Hour,
+		LabelDelayMax:      6 * 7 * 24 * time.Hour,
+		NewDeviceProb:      0.01,
+		TravelProb:         0.004,
+		SplurgeProb:        0.015,
+		SpreeProb:          0.01,
+		MimicProb:          0.25,
+		UnreportedProb:     0.08,
+		FriendlyFraudProb:  0.0015,
 	}
 	c.PatternWeights[PatternAccountTakeover] = 0.35
 	c.PatternWeights[PatternCardTesting] = 0.2
@@ -171,10 +229,42 @@ func (c Config) withDefaults() (Config, error) {
 	if c.TravelProb == 0 {
 		c.TravelProb = d.TravelProb
 	}
+	if c.SplurgeProb == 0 {
+		c.SplurgeProb = d.SplurgeProb
+	}
+	if c.SpreeProb == 0 {
+		c.SpreeProb = d.SpreeProb
+	}
+	if c.MimicProb == 0 {
+		c.MimicProb = d.MimicProb
+	}
+	if c.NoMimic {
+		c.MimicProb = 0
+	}
+	if c.UnreportedProb == 0 {
+		c.UnreportedProb = d.UnreportedProb
+	}
+	if c.FriendlyFraudProb == 0 {
+		c.FriendlyFraudProb = d.FriendlyFraudProb
+	}
+	if c.NoLabelNoise {
+		c.UnreportedProb, c.FriendlyFraudProb = 0, 0
+	}
+	var errs []error
+	if c.Scenario != "" {
+		if c.ScenarioAt.IsZero() {
+			c.ScenarioAt = c.Start
+		}
+		dr, err := ScenarioDrift(c.Scenario, c.ScenarioAt)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			c.Drifts = insertDrift(slices.Clone(c.Drifts), dr)
+		}
+	}
 	if c.PatternWeights == [numPatterns]float64{} {
 		c.PatternWeights = d.PatternWeights
 	}
-	var errs []error
 	if c.Accounts < 1 || c.Accounts > 1<<24 {
 		errs = append(errs, fmt.Errorf("accounts %d outside [1, %d]", c.Accounts, 1<<24))
 	}
@@ -193,6 +283,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Warmup < 0 {
 		errs = append(errs, fmt.Errorf("negative warm-up %v", c.Warmup))
 	}
+	for name, p := range map[string]float64{"new device": c.NewDeviceProb, "travel": c.TravelProb, "splurge": c.SplurgeProb,
+		"spree": c.SpreeProb, "mimic": c.MimicProb, "unreported": c.UnreportedProb, "friendly fraud": c.FriendlyFraudProb} {
+		if p < 0 || p > 1 {
+			errs = append(errs, fmt.Errorf("%s probability %v outside [0, 1]", name, p))
+		}
+	}
 	for _, w := range c.PatternWeights {
 		if w < 0 {
 			errs = append(errs, errors.New("negative pattern weight"))
@@ -208,7 +304,7 @@ func (c Config) withDefaults() (Config, error) {
 		if i > 0 && dr.At.Before(c.Drifts[i-1].At) {
 			errs = append(errs, fmt.Errorf("drift %d is before drift %d", i, i-1))
 		}
-		if dr.AmountScale < 0 || dr.FraudRateScale < 0 || dr.NewDeviceProb < 0 || dr.NewDeviceProb > 1 {
+		if dr.AmountScale < 0 || dr.FraudRateScale < 0 || dr.TravelProbScale < 0 || dr.NewDeviceProb < 0 || dr.NewDeviceProb > 1 {
 			errs = append(errs, fmt.Errorf("drift %d has a negative scale or a probability outside [0, 1]", i))
 		}
 	}

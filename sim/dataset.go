@@ -14,8 +14,12 @@ type Dataset struct {
 	Spec featurespec.Spec
 	// X holds Rows()*Spec.Len() values, row-major.
 	X []float64
-	// Y is the target: the fraud label (0/1) or the purchase probability.
+	// Y is the target: the reported fraud label (0/1, with unreported and
+	// friendly fraud) or the purchase probability.
 	Y []float64
+	// Truth is the ground truth of the fraud scenario (1 for fraud,
+	// reported or not); nil for the purchase scenario.
+	Truth []float64
 	// Outcome is the observed outcome for the purchase scenario (0/1,
 	// drawn from Y); nil for fraud, where Y is already the outcome.
 	Outcome []float64
@@ -57,6 +61,7 @@ func FraudDataset(cfg Config, n int) (*Dataset, error) {
 		EventTimes: make([]int64, n),
 		LabelTimes: make([]int64, n),
 		Patterns:   make([]Pattern, n),
+		Truth:      make([]float64, n),
 	}
 	states := make([]featurespec.AccountState, len(s.w.accounts))
 	start := s.cfg.Start.UnixNano()
@@ -71,16 +76,15 @@ func FraudDataset(cfg Config, n int) (*Dataset, error) {
 		if err := featurespec.Step(&states[t.acct], in, out); err != nil {
 			return nil, fmt.Errorf("features of simulated transaction %d: %w", s.txCount, err)
 		}
-		fraud := t.pattern != PatternNone
-		delay := s.labelDelay(fraud) // consumes the RNG exactly as Next does
 		if t.at < start {
 			continue
 		}
-		if fraud {
-			d.Y[row] = 1
+		d.Y[row] = t.label
+		if t.pattern != PatternNone {
+			d.Truth[row] = 1
 		}
 		d.EventTimes[row] = t.at
-		d.LabelTimes[row] = t.at + delay
+		d.LabelTimes[row] = t.labelAt
 		d.Patterns[row] = t.pattern
 		row++
 	}

@@ -23,12 +23,18 @@ type Transaction struct {
 	// IsFraud and Pattern are the ground truth (not serialised).
 	IsFraud bool    `json:"-"`
 	Pattern Pattern `json:"-"`
+	// Label is the label the transaction will get (not serialised): 1 for
+	// reported fraud and for friendly fraud, 0 for legitimate transactions
+	// and unreported fraud.
+	Label float64 `json:"-"`
 }
 
-// Label is the delayed ground truth of one transaction: 1 for fraud (a
-// chargeback), 0 for a legitimate transaction whose chargeback window
-// closed. EventTime is when the label becomes known: TransactionTime plus
-// the delay.
+// Label is the delayed, reported outcome of one transaction: 1 for a
+// chargeback (reported fraud, or friendly fraud: a legitimate transaction
+// its cardholder disputes), 0 when the chargeback window closed without
+// one (legitimate transactions and fraud never reported). Pattern is the
+// fraud pattern of a chargeback, or "friendly_fraud". EventTime is when the
+// label becomes known: TransactionTime plus the delay.
 type Label struct {
 	EventID         string    `json:"event_id"`
 	TransactionID   string    `json:"transaction_id"`

@@ -15,7 +15,11 @@ type episode struct {
 	city     int
 	lat, lon float64
 	channel  int
+	mimic    bool // imitates the victim (see Config.MimicProb)
 }
+
+// meanMimicLen is the expected number of transactions of a mimicking episode.
+const meanMimicLen = 2
 
 // meanEpisodeLen is the expected number of transactions of an episode.
 func meanEpisodeLen(p Pattern) float64 {
@@ -71,6 +75,21 @@ func (s *Sim) startEpisode(at int64) (int32, bool) {
 	lo, hi := episodeLen(p)
 	ep := episode{pattern: p, acct: ai, left: lo + rng.IntN(hi-lo+1)}
 	home := &cities[a.home]
+	if p != PatternBustOut && rng.Float64() < s.cfg.MimicProb {
+		// The fraudster imitates the victim: the victim's own device (remote-access
+		// malware, a hijacked session, a cloned card), the victim's home area, fewer and
+		// slower transactions.
+		ep.mimic = true
+		ep.left = 1 + rng.IntN(2*meanMimicLen-1)
+		ep.device = a.devices[rng.IntN(len(a.devices))]
+		ep.city = a.home
+		ep.lat, ep.lon = jitter(rng, a.lat, a.lon, 8)
+		ep.channel = channelWeb + rng.IntN(2)
+		if p == PatternGeoJump {
+			ep.channel = channelPOS
+		}
+		return s.addEpisode(ep), true
+	}
 	switch p {
 	case PatternAccountTakeover:
 		ep.device = s.w.fraudDevices[rng.IntN(len(s.w.fraudDevices))]
@@ -99,6 +118,11 @@ func (s *Sim) startEpisode(at int64) (int32, bool) {
 		ep.lat, ep.lon = a.lat, a.lon
 		ep.channel = channelWeb
 	}
+	return s.addEpisode(ep), true
+}
+
+// addEpisode stores ep and returns its index.
+func (s *Sim) addEpisode(ep episode) int32 {
 	var idx int32
 	if n := len(s.freeEp); n > 0 {
 		idx = s.freeEp[n-1]
@@ -108,7 +132,7 @@ func (s *Sim) startEpisode(at int64) (int32, bool) {
 		idx = int32(len(s.episodes))
 		s.episodes = append(s.episodes, ep)
 	}
-	return idx, true
+	return idx
 }
 
 // cityWhere picks a random city satisfying ok (any city after 50 tries).
@@ -132,6 +156,42 @@ func (s *Sim) fraudStep(ei int32, at int64) (tx txn, next int64, more bool) {
 	var mi int32
 	var gapLo, gapHi time.Duration
 	lat, lon := ep.lat, ep.lon
+	switch {
+	case ep.mimic:
+		// Amounts like the victim's, a little high; half at the victim's own merchants.
+		amount = math.Exp(a.mu + 0.5 + a.sigma*rng.NormFloat64())
+		if ep.pattern == PatternCardTesting {
+			amount = 1 + 19*rng.Float64()
+		}
+		if rng.Float64() < 0.5 {
+			mi = a.merchants[rng.IntN(len(a.merchants))]
+		} else if ep.channel == channelPOS {
+			cm := s.w.cityMerchants[ep.city]
+			mi = cm[rng.IntN(len(cm))]
+		} else {
+			mi = s.w.onlineMerchants[rng.IntN(len(s.w.onlineMerchants))]
+		}
+		lat, lon = jitter(rng, a.lat, a.lon, 8)
+		gapLo, gapHi = 30*time.Minute, 12*time.Hour
+	default:
+		amount, mi, gapLo, gapHi, lat, lon = s.patternStep(ep, a)
+	}
+	amount = math.Max(round2(math.Min(amount, 50000)), 0.01)
+	tx = txn{at: at, acct: ep.acct, merchant: mi, amount: amount, lat: lat, lon: lon, city: ep.city,
+		channel: ep.channel, device: ep.device, pattern: ep.pattern}
+	ep.left--
+	if ep.left <= 0 {
+		return tx, 0, false
+	}
+	gap := gapLo + time.Duration(rng.Float64()*float64(gapHi-gapLo))
+	return tx, at + int64(gap), true
+}
+
+// patternStep draws the amount, merchant, gap range and location of the next
+// transaction of a (not mimicking) episode.
+func (s *Sim) patternStep(ep *episode, a *account) (amount float64, mi int32, gapLo, gapHi time.Duration, lat, lon float64) {
+	rng := s.rng
+	lat, lon = ep.lat, ep.lon
 	switch ep.pattern {
 	case PatternAccountTakeover:
 		amount = math.Exp(a.mu + 1.3 + 0.5*rng.NormFloat64())
@@ -157,13 +217,5 @@ func (s *Sim) fraudStep(ei int32, at int64) (tx txn, next int64, more bool) {
 		lat, lon = jitter(rng, a.lat, a.lon, 8)
 		gapLo, gapHi = 10*time.Minute, 60*time.Minute
 	}
-	amount = math.Max(round2(math.Min(amount, 50000)), 0.01)
-	tx = txn{at: at, acct: ep.acct, merchant: mi, amount: amount, lat: lat, lon: lon, city: ep.city,
-		channel: ep.channel, device: ep.device, pattern: ep.pattern}
-	ep.left--
-	if ep.left <= 0 {
-		return tx, 0, false
-	}
-	gap := gapLo + time.Duration(rng.Float64()*float64(gapHi-gapLo))
-	return tx, at + int64(gap), true
+	return amount, mi, gapLo, gapHi, lat, lon
 }

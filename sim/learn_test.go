@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 // auc is the area under the ROC curve (Mann-Whitney, ties averaged).

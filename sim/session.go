@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,6 +28,11 @@ type SessionConfig struct {
 	LabelDelay time.Duration
 	// Drifts are applied in order of At.
 	Drifts []SessionDrift
+	// Scenario names a drift scenario (see Scenarios) that starts at
+	// ScenarioAt; empty means none. Its drift joins Drifts.
+	Scenario string
+	// ScenarioAt is the sim time at which Scenario starts. Default: Start.
+	ScenarioAt time.Time
 }
 
 // SessionDrift changes the session scenario from At on; zero fields leave
@@ -40,6 +46,11 @@ type SessionDrift struct {
 	// ConversionShift is added to the purchase log-odds (concept drift: the
 	// same features now convert differently).
 	ConversionShift float64
+	// EngagementScale multiplies every customer's mean product views.
+	EngagementScale float64
+	// DiscountShare replaces the share of sessions offered a discount
+	// (default 0.3).
+	DiscountShare float64
 }
 
 // Session is one shopping session with its purchase probability. Its JSON
@@ -116,6 +127,8 @@ type Sessions struct {
 	cartScale float64
 	mobile    float64 // <0: per-customer
 	shift     float64
+	engage    float64
+	discount  float64
 	pending   timedQueue[PurchaseLabel]
 	labelBuf  []PurchaseLabel
 }
@@ -135,6 +148,20 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 		cfg.LabelDelay = 30 * time.Minute
 	}
 	var errs []error
+	if cfg.Scenario != "" {
+		if cfg.ScenarioAt.IsZero() {
+			cfg.ScenarioAt = cfg.Start
+		}
+		d, err := SessionScenarioDrift(cfg.Scenario, cfg.ScenarioAt)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		i := len(cfg.Drifts)
+		for i > 0 && cfg.Drifts[i-1].At.After(d.At) {
+			i--
+		}
+		cfg.Drifts = slices.Insert(slices.Clone(cfg.Drifts), i, d)
+	}
 	if cfg.Customers < 1 {
 		errs = append(errs, fmt.Errorf("customers %d below 1", cfg.Customers))
 	}
@@ -150,7 +177,7 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d))
-	s := &Sessions{cfg: cfg, rng: rng, now: cfg.Start.UnixNano(), cartScale: 1, mobile: -1,
+	s := &Sessions{cfg: cfg, rng: rng, now: cfg.Start.UnixNano(), cartScale: 1, mobile: -1, engage: 1, discount: 0.3,
 		prefix: "sess-" + strconv.FormatUint(cfg.Seed, 36) + "-"}
 	s.customers = make([]customer, cfg.Customers)
 	for i := range s.customers {
@@ -175,6 +202,12 @@ func (s *Sessions) applyDrifts() {
 			s.mobile = d.MobileShare
 		}
 		s.shift += d.ConversionShift
+		if d.EngagementScale > 0 {
+			s.engage *= d.EngagementScale
+		}
+		if d.DiscountShare > 0 {
+			s.discount = d.DiscountShare
+		}
 	}
 }
 
@@ -231,7 +264,7 @@ func (s *Sessions) Next() (Session, []PurchaseLabel) {
 		IsMobile:    rng.Float64() < mobileP,
 	}
 	s.n++
-	ss.ProductViews = poisson(rng, c.engagement)
+	ss.ProductViews = poisson(rng, c.engagement*s.engage)
 	ss.PageViews = 1 + ss.ProductViews + poisson(rng, 2)
 	ss.TimeOnSiteSeconds = math.Round(float64(ss.PageViews) * (10 + 40*rng.ExpFloat64()))
 	if ss.ProductViews > 0 && rng.Float64() < 0.5 {
@@ -241,7 +274,7 @@ func (s *Sessions) Next() (Session, []PurchaseLabel) {
 		}
 		ss.CartValue = round2(ss.CartValue * s.cartScale)
 	}
-	if rng.Float64() < 0.3 {
+	if rng.Float64() < s.discount {
 		ss.DiscountRatio = math.Round((0.05+0.25*rng.Float64())*100) / 100
 	}
 	ss.PastPurchases = c.purchases

@@ -31,6 +31,8 @@ type Sim struct {
 	shiftKm        float64
 	newDeviceProb  float64
 	fraudRateScale float64
+	travelScale    float64
+	peakShift      float64
 	weights        [numPatterns]float64
 	episodeRate    float64 // fraud episodes per second
 	nextDrift      int
@@ -62,6 +64,7 @@ func New(cfg Config) (*Sim, error) {
 		amountScale:    1,
 		newDeviceProb:  cfg.NewDeviceProb,
 		fraudRateScale: 1,
+		travelScale:    1,
 		weights:        cfg.PatternWeights,
 		idPrefix:       "tx-" + strconv.FormatUint(cfg.Seed, 36) + "-",
 	}
@@ -96,7 +99,7 @@ func (s *Sim) nextLegit(a *account, from int64) int64 {
 	for {
 		t += s.expGap(a.proposal)
 		h := float64(t%int64(24*time.Hour)) / float64(time.Hour)
-		d := math.Abs(h - a.peakHour)
+		d := math.Abs(h - math.Mod(a.peakHour+s.peakShift+48, 24))
 		d = math.Min(d, 24-d)
 		if d <= a.halfWidth || s.rng.Float64() < offHourAccept {
 			return t
@@ -111,15 +114,20 @@ func (s *Sim) updateEpisodeRate() {
 	}
 	var wsum, lsum float64
 	for p, w := range s.weights {
+		m := s.cfg.MimicProb
+		if Pattern(p) == PatternBustOut {
+			m = 0
+		}
 		wsum += w
-		lsum += w * meanEpisodeLen(Pattern(p))
+		lsum += w * ((1-m)*meanEpisodeLen(Pattern(p)) + m*meanMimicLen)
 	}
 	if wsum == 0 || lsum == 0 {
 		return
 	}
 	f := math.Min(s.cfg.FraudRate*s.fraudRateScale, 0.9)
 	meanLen := lsum / wsum
-	s.episodeRate = s.w.totalRate * f / (1 - f) / meanLen
+	legit := s.w.totalRate * (1 + s.cfg.SpreeProb*meanSpreeLen) // sprees add transactions
+	s.episodeRate = legit * f / (1 - f) / meanLen
 }
 
 func (s *Sim) applyDrifts(now int64) {
@@ -136,6 +144,10 @@ func (s *Sim) applyDrifts(now int64) {
 		if d.FraudRateScale > 0 {
 			s.fraudRateScale *= d.FraudRateScale
 		}
+		if d.TravelProbScale > 0 {
+			s.travelScale *= d.TravelProbScale
+		}
+		s.peakShift += d.PeakHourShift
 		if d.PatternWeights != [numPatterns]float64{} {
 			s.weights = d.PatternWeights
 		}
@@ -146,6 +158,9 @@ func (s *Sim) applyDrifts(now int64) {
 		}
 	}
 }
+
+// meanSpreeLen is the mean number of purchases of a shopping spree after the first.
+const meanSpreeLen = 4
 
 // txn is the internal form of a transaction (no per-transaction strings).
 type txn struct {
@@ -158,6 +173,8 @@ type txn struct {
 	channel  int
 	device   string
 	pattern  Pattern
+	label    float64 // the reported label: 1 for reported and friendly fraud
+	labelAt  int64   // when the label becomes known
 }
 
 // step produces the next transaction in event-time order.
@@ -169,7 +186,12 @@ func (s *Sim) step() txn {
 		case kindLegit:
 			a := &s.w.accounts[it.acct]
 			tx := s.legit(it.acct, it.at)
-			s.push(item{at: s.nextLegit(a, it.at), kind: kindLegit, acct: it.acct})
+			next := s.nextLegit(a, it.at)
+			if a.spreeLeft > 0 {
+				next = it.at + int64((1+14*s.rng.Float64())*float64(time.Minute))
+			}
+			s.push(item{at: next, kind: kindLegit, acct: it.acct})
+			s.label(&tx)
 			s.txCount++
 			return tx
 		case kindEpisodeStart:
@@ -186,6 +208,7 @@ func (s *Sim) step() txn {
 			} else {
 				s.freeEp = append(s.freeEp, it.ep)
 			}
+			s.label(&tx)
 			s.txCount++
 			return tx
 		}
@@ -198,7 +221,7 @@ func (s *Sim) legit(ai int32, at int64) txn {
 	if a.tripCity >= 0 && at >= a.tripUntil {
 		a.tripCity = -1
 	}
-	if a.tripCity < 0 && rng.Float64() < s.cfg.TravelProb {
+	if a.tripCity < 0 && rng.Float64() < s.cfg.TravelProb*s.travelScale {
 		a.tripCity = s.w.pickCity(rng)
 		if a.tripCity == a.home {
 			a.tripCity = -1
@@ -213,8 +236,20 @@ func (s *Sim) legit(ai int32, at int64) txn {
 	} else if x < a.channelCum[1] {
 		ch = channelWeb
 	}
+	spree := a.spreeLeft > 0
+	if spree {
+		a.spreeLeft--
+	} else if rng.Float64() < s.cfg.SpreeProb {
+		a.spreeLeft = 2 + rng.IntN(2*meanSpreeLen-3)
+	}
+	splurge := !spree && rng.Float64() < s.cfg.SplurgeProb
 	var mi int32
 	switch {
+	case spree:
+		ch = channelWeb + rng.IntN(2)
+		mi = s.w.onlineMerchants[rng.IntN(len(s.w.onlineMerchants))]
+	case splurge && rng.Float64() < 0.7:
+		mi = s.w.splurgeMerchants[rng.IntN(len(s.w.splurgeMerchants))]
 	case ch == channelPOS && a.tripCity >= 0:
 		cm := s.w.cityMerchants[a.tripCity]
 		mi = cm[rng.IntN(len(cm))]
@@ -252,6 +287,9 @@ func (s *Sim) legit(ai int32, at int64) txn {
 		}
 	}
 	amt := math.Exp(a.mu+a.sigma*rng.NormFloat64()) * categories[m.category].priceMul * s.amountScale
+	if splurge {
+		amt = math.Exp(a.mu+1.2+0.5*rng.NormFloat64()) * s.amountScale
+	}
 	amt = math.Max(round2(math.Min(amt, 50000)), 0.01)
 	return txn{at: at, acct: ai, merchant: mi, amount: amt, lat: lat, lon: lon, city: cityIdx, channel: ch, device: dev}
 }
@@ -267,7 +305,7 @@ func (s *Sim) Next() (Transaction, []Label) {
 	for s.labels.len() > 0 && s.labels.peek().at <= t.at {
 		s.labelBuf = append(s.labelBuf, s.labels.pop().v)
 	}
-	if t.pattern != PatternNone || !s.cfg.SkipLegitLabels {
+	if t.label == 1 || !s.cfg.SkipLegitLabels {
 		s.labels.push(s.labelFor(&tx, t))
 	}
 	return tx, s.labelBuf
@@ -326,32 +364,48 @@ func (s *Sim) export(t txn) Transaction {
 		EventTime:        time.Unix(0, t.at).UTC(),
 		IsFraud:          t.pattern != PatternNone,
 		Pattern:          t.pattern,
+		Label:            t.label,
 	}
 }
 
-// labelDelay returns the label delay of a transaction.
-func (s *Sim) labelDelay(fraud bool) int64 {
-	if !fraud {
-		return int64(s.cfg.LabelDelayMax)
+// label decides the reported label of t and when it becomes known, like a
+// chargeback: most fraud is reported after days, some after weeks, some
+// never (labelled 0 when the window closes); a few legitimate online
+// purchases are disputed by their own cardholder (friendly fraud), late.
+func (s *Sim) label(t *txn) {
+	rng := s.rng
+	lo, hi := float64(s.cfg.LabelDelayMin), float64(s.cfg.LabelDelayMax)
+	logUniform := func(u float64) int64 { return int64(lo * math.Pow(hi/lo, u)) }
+	t.label, t.labelAt = 0, t.at+int64(s.cfg.LabelDelayMax)
+	x := rng.Float64()
+	switch {
+	case t.pattern != PatternNone:
+		if x >= s.cfg.UnreportedProb {
+			t.label, t.labelAt = 1, t.at+logUniform(rng.Float64())
+		}
+	case t.channel != channelPOS && x < s.cfg.FriendlyFraudProb:
+		t.label, t.labelAt = 1, t.at+logUniform(0.5+0.5*rng.Float64())
 	}
-	span := s.cfg.LabelDelayMax - s.cfg.LabelDelayMin
-	return int64(s.cfg.LabelDelayMin) + int64(s.rng.Float64()*float64(span))
 }
 
 func (s *Sim) labelFor(tx *Transaction, t txn) queuedLabel {
-	fraud := t.pattern != PatternNone
-	at := t.at + s.labelDelay(fraud)
 	l := Label{
 		EventID:         "label-" + tx.TransactionID,
 		TransactionID:   tx.TransactionID,
 		AccountID:       tx.AccountID,
 		TransactionTime: tx.EventTime,
-		EventTime:       time.Unix(0, at).UTC(),
+		EventTime:       time.Unix(0, t.labelAt).UTC(),
+		Label:           t.label,
 	}
-	if fraud {
-		l.Label = 1
+	switch {
+	case t.label == 1 && t.pattern != PatternNone:
 		l.Pattern = t.pattern.String()
+	case t.label == 1:
+		l.Pattern = friendlyFraud
 	}
 	s.seq++
-	return queuedLabel{at: at, seq: s.seq, v: l}
+	return queuedLabel{at: t.labelAt, seq: s.seq, v: l}
 }
+
+// friendlyFraud is the Pattern of a label disputing a legitimate transaction.
+const friendlyFraud = "friendly_fraud"

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 var start = sim.DefaultConfig().Start
@@ -116,8 +116,8 @@ func TestFraudRate(t *testing.T) {
 				}
 			}
 			got := float64(fraud) / n
-			if math.Abs(got-tt.want) > 0.15*tt.want {
-				t.Errorf("fraud rate %.4f, want %.4f +-15%%", got, tt.want)
+			if math.Abs(got-tt.want) > 0.2*tt.want {
+				t.Errorf("fraud rate %.4f, want %.4f +-20%%", got, tt.want)
 			}
 			if tt.want > 0 {
 				for _, p := range []sim.Pattern{sim.PatternAccountTakeover, sim.PatternCardTesting, sim.PatternGeoJump, sim.PatternRiskyDevice} {
@@ -140,6 +140,8 @@ func TestLabelsDelayedAndOrdered(t *testing.T) {
 	s := newSim(t, cfg)
 	txTime := map[string]time.Time{}
 	fraud := map[string]bool{}
+	labelOf := map[string]float64{}
+	var friendly, unreported, nfraud int
 	var lastEvent time.Time
 	labelled := map[string]bool{}
 	check := func(l sim.Label, now time.Time, drained bool) {
@@ -156,12 +158,24 @@ func TestLabelsDelayedAndOrdered(t *testing.T) {
 			t.Fatalf("label transaction_time %v, transaction at %v", l.TransactionTime, at)
 		}
 		delay := l.EventTime.Sub(at)
-		if fraud[l.TransactionID] {
-			if l.Label != 1 || delay < cfg.LabelDelayMin || delay > cfg.LabelDelayMax {
-				t.Fatalf("fraud label %v with delay %v outside [%v, %v]", l.Label, delay, cfg.LabelDelayMin, cfg.LabelDelayMax)
+		if l.Label != labelOf[l.TransactionID] {
+			t.Fatalf("label %v, the transaction says %v", l.Label, labelOf[l.TransactionID])
+		}
+		switch {
+		case l.Label == 1:
+			if delay < cfg.LabelDelayMin || delay > cfg.LabelDelayMax {
+				t.Fatalf("chargeback with delay %v outside [%v, %v]", delay, cfg.LabelDelayMin, cfg.LabelDelayMax)
 			}
-		} else if l.Label != 0 || delay != cfg.LabelDelayMax {
-			t.Fatalf("legit label %v with delay %v, want 0 at %v", l.Label, delay, cfg.LabelDelayMax)
+			if fraud[l.TransactionID] != (l.Pattern != "friendly_fraud") {
+				t.Fatalf("chargeback of pattern %q on a transaction with fraud %v", l.Pattern, fraud[l.TransactionID])
+			}
+			if !fraud[l.TransactionID] {
+				friendly++
+			}
+		case l.Label != 0 || delay != cfg.LabelDelayMax:
+			t.Fatalf("label %v with delay %v, want 0 at %v", l.Label, delay, cfg.LabelDelayMax)
+		case fraud[l.TransactionID]:
+			unreported++
 		}
 		if !drained && l.EventTime.After(now) {
 			t.Fatalf("label at %v emitted before its time (stream at %v)", l.EventTime, now)
@@ -183,6 +197,10 @@ func TestLabelsDelayedAndOrdered(t *testing.T) {
 		lastEvent = tx.EventTime
 		txTime[tx.TransactionID] = tx.EventTime
 		fraud[tx.TransactionID] = tx.IsFraud
+		labelOf[tx.TransactionID] = tx.Label
+		if tx.IsFraud {
+			nfraud++
+		}
 	}
 	for _, l := range s.Drain() {
 		check(l, time.Time{}, true)
@@ -190,6 +208,11 @@ func TestLabelsDelayedAndOrdered(t *testing.T) {
 	if len(labelled) != n {
 		t.Errorf("%d labels for %d transactions", len(labelled), n)
 	}
+	// Label noise: some fraud is never reported, some legitimate purchases are disputed.
+	if friendly == 0 || unreported == 0 || float64(unreported) > 0.2*float64(nfraud) {
+		t.Errorf("%d friendly-fraud chargebacks, %d of %d fraudulent transactions unreported", friendly, unreported, nfraud)
+	}
+	t.Logf("%d friendly-fraud chargebacks, %d of %d fraudulent transactions unreported", friendly, unreported, nfraud)
 }
 
 // windowMeans returns the mean of f over transactions (legit only unless
@@ -230,8 +253,10 @@ func TestDrift(t *testing.T) {
 		drift sim.Drift
 		f     func(*sim.Transaction) float64
 		fraud bool
-		check func(before, after float64) bool
-		want  string
+		// noTravel turns trips (which spread longitudes around the globe) off.
+		noTravel bool
+		check    func(before, after float64) bool
+		want     string
 	}{
 		{name: "amount x2", drift: sim.Drift{AmountScale: 2}, f: logAmount,
 			check: func(b, a float64) bool { return math.Abs(math.Exp(a-b)-2) < 0.1 }, want: "geometric mean ratio 2+-0.1"},
@@ -239,7 +264,7 @@ func TestDrift(t *testing.T) {
 			check: func(b, a float64) bool { return math.Abs(math.Exp(a-b)-1) < 0.05 }, want: "ratio 1+-0.05"},
 		{name: "location shift 500 km east", drift: sim.Drift{LocationShiftKm: 500}, f: func(tx *sim.Transaction) float64 {
 			return tx.Longitude * 111.2 * math.Cos(tx.Latitude*math.Pi/180)
-		}, check: func(b, a float64) bool { return math.Abs(a-b-500) < 100 }, want: "+500 km"},
+		}, noTravel: true, check: func(b, a float64) bool { return math.Abs(a-b-500) < 100 }, want: "+500 km"},
 		{name: "fraud rate x3", drift: sim.Drift{FraudRateScale: 3}, fraud: true, f: func(tx *sim.Transaction) float64 {
 			if tx.IsFraud {
 				return 1
@@ -260,6 +285,9 @@ func TestDrift(t *testing.T) {
 			d := tt.drift
 			d.At = at
 			cfg := sim.Config{Seed: 11, Accounts: 4000, Drifts: []sim.Drift{d}}
+			if tt.noTravel {
+				cfg.TravelProb = 1e-12
+			}
 			b, a := windowMeans(t, cfg, at, span, tt.f, tt.fraud)
 			if !tt.check(b, a) {
 				t.Errorf("before %.4f after %.4f, want %s", b, a, tt.want)
@@ -328,7 +356,7 @@ func TestDatasetMatchesStream(t *testing.T) {
 		if tx.EventTime.Before(s.Config().Start) {
 			continue
 		}
-		if d.EventTimes[row] != tx.EventTime.UnixNano() || (d.Y[row] == 1) != tx.IsFraud {
+		if d.EventTimes[row] != tx.EventTime.UnixNano() || d.Y[row] != tx.Label || (d.Truth[row] == 1) != tx.IsFraud {
 			t.Fatalf("row %d is not the stream's transaction", row)
 		}
 		for j, v := range d.Row(row) {

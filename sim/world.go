@@ -94,6 +94,7 @@ type account struct {
 	tripCity    int
 	tripUntil   int64
 	newDevCount int
+	spreeLeft   int // purchases left in a shopping spree
 }
 
 // offHourAccept is the acceptance probability of a legitimate transaction
@@ -101,15 +102,16 @@ type account struct {
 const offHourAccept = 0.1
 
 type world struct {
-	merchants       []merchant
-	cityMerchants   [][]int32 // POS merchants per city
-	onlineMerchants []int32
-	riskyMerchants  []int32 // risky categories, online or not
-	riskyOnline     []int32
-	accounts        []account
-	fraudDevices    []string
-	cityCum         []float64
-	totalRate       float64 // sum of legitimate rates, per second
+	merchants        []merchant
+	cityMerchants    [][]int32 // POS merchants per city
+	onlineMerchants  []int32
+	riskyMerchants   []int32 // risky categories, online or not
+	riskyOnline      []int32
+	splurgeMerchants []int32 // risky categories and travel: big-ticket purchases
+	accounts         []account
+	fraudDevices     []string
+	cityCum          []float64
+	totalRate        float64 // sum of legitimate rates, per second
 }
 
 func newWorld(cfg Config, rng *rand.Rand) *world {
@@ -128,6 +130,9 @@ func newWorld(cfg Config, rng *rand.Rand) *world {
 			w.cityMerchants[m.city] = append(w.cityMerchants[m.city], int32(i))
 		} else {
 			w.onlineMerchants = append(w.onlineMerchants, int32(i))
+		}
+		if categories[cat].risky || categories[cat].name == "travel" {
+			w.splurgeMerchants = append(w.splurgeMerchants, int32(i))
 		}
 		if categories[cat].risky {
 			w.riskyMerchants = append(w.riskyMerchants, int32(i))
@@ -148,6 +153,9 @@ func newWorld(cfg Config, rng *rand.Rand) *world {
 	}
 	if len(w.riskyMerchants) == 0 {
 		w.riskyMerchants = append(w.riskyMerchants, 0)
+	}
+	if len(w.splurgeMerchants) == 0 {
+		w.splurgeMerchants = append(w.splurgeMerchants, 0)
 	}
 	if len(w.riskyOnline) == 0 {
 		w.riskyOnline = w.riskyMerchants

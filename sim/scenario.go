@@ -1,0 +1,67 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Names of the drift scenarios, for Config.Scenario, SessionConfig.Scenario and the
+// -drift flags of loadgen and simulate.
+const (
+	// ScenarioCovariate shifts the inputs, not the concept: legitimate amounts x1.6, six
+	// times as many trips abroad (the country mix), usual hours six hours later (the time
+	// of day); for sessions, cart values x1.6 and mostly mobile sessions.
+	ScenarioCovariate = "covariate"
+	// ScenarioNewPattern starts a fraud pattern models trained before it have never seen
+	// (concept drift): bust-out fraud (PatternBustOut) becomes half of all fraud episodes
+	// and the fraud rate rises by half; for sessions, the same features convert less
+	// (purchase log-odds -0.8).
+	ScenarioNewPattern = "new-pattern"
+	// ScenarioSeason is a holiday season: for sessions, more engaged customers (product
+	// views x1.8), discounts on 60% of carts, mostly mobile and a higher conversion (log-odds
+	// +0.3), so a purchase model trained before it errs more; for transactions, amounts x1.3
+	// and three times as many trips.
+	ScenarioSeason = "season"
+)
+
+// Scenarios lists the drift scenario names.
+func Scenarios() []string { return []string{ScenarioCovariate, ScenarioNewPattern, ScenarioSeason} }
+
+func unknownScenario(name string) error {
+	return fmt.Errorf("unknown drift scenario %q (one of %s)", name, strings.Join(Scenarios(), ", "))
+}
+
+// ScenarioDrift returns the transaction drift of the named scenario, starting at at.
+func ScenarioDrift(name string, at time.Time) (Drift, error) {
+	d := Drift{At: at}
+	switch name {
+	case ScenarioCovariate:
+		d.AmountScale, d.TravelProbScale, d.PeakHourShift = 1.6, 6, 6
+	case ScenarioNewPattern:
+		d.PatternWeights = DefaultConfig().PatternWeights
+		d.PatternWeights[PatternBustOut] = 1
+		d.FraudRateScale = 1.5
+	case ScenarioSeason:
+		d.AmountScale, d.TravelProbScale = 1.3, 3
+	default:
+		return Drift{}, unknownScenario(name)
+	}
+	return d, nil
+}
+
+// SessionScenarioDrift returns the session drift of the named scenario, starting at at.
+func SessionScenarioDrift(name string, at time.Time) (SessionDrift, error) {
+	d := SessionDrift{At: at}
+	switch name {
+	case ScenarioCovariate:
+		d.CartValueScale, d.MobileShare = 1.6, 0.85
+	case ScenarioNewPattern:
+		d.ConversionShift = -0.8
+	case ScenarioSeason:
+		d.EngagementScale, d.DiscountShare, d.MobileShare, d.ConversionShift = 1.8, 0.6, 0.75, 0.3
+	default:
+		return SessionDrift{}, unknownScenario(name)
+	}
+	return d, nil
+}
