@@ -31,6 +31,7 @@ const (
 	DefaultSessionTimeout    = 10 * time.Second
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 10 * time.Second
+	DefaultLagInterval       = 10 * time.Second
 )
 
 // joinGroupBackoff is how long the reader waits before joining its group again after a
@@ -89,6 +90,10 @@ type Config struct {
 	// RebalanceTimeout is how long the coordinator waits for members to rejoin during a
 	// rebalance. Default: 10s.
 	RebalanceTimeout time.Duration
+	// LagInterval is how often a consumer asks the brokers for the high watermarks of its
+	// partitions, so mlops_kafka_consumer_lag keeps rising while the handler retries a batch
+	// (fetched records and commits update it in between). Default: 10s.
+	LagInterval time.Duration
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.
@@ -110,6 +115,7 @@ func (c Config) withDefaults() Config {
 	setIfZero(&c.SessionTimeout, DefaultSessionTimeout)
 	setIfZero(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	setIfZero(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	setIfZero(&c.LagInterval, DefaultLagInterval)
 	return c
 }
 
@@ -143,6 +149,7 @@ func (c Config) Validate() error {
 		{"session timeout", d.SessionTimeout},
 		{"heartbeat interval", d.HeartbeatInterval},
 		{"rebalance timeout", d.RebalanceTimeout},
+		{"lag interval", d.LagInterval},
 	}
 	for _, p := range positive {
 		if p.v < 0 {
@@ -230,6 +237,7 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 //	-kafka.session-timeout KAFKA_SESSION_TIMEOUT
 //	-kafka.heartbeat-interval KAFKA_HEARTBEAT_INTERVAL
 //	-kafka.rebalance-timeout KAFKA_REBALANCE_TIMEOUT
+//	-kafka.lag-interval KAFKA_LAG_INTERVAL
 //
 // The values already in c are the defaults (a service sets its own Topics and GroupID before
 // calling RegisterFlags); zero fields get the package defaults, and ClientID and GroupID
@@ -260,4 +268,5 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	flagenv.DurationVar(fs, getenv, &c.SessionTimeout, "kafka.session-timeout", "KAFKA_SESSION_TIMEOUT", c.SessionTimeout, "consumer group session timeout")
 	flagenv.DurationVar(fs, getenv, &c.HeartbeatInterval, "kafka.heartbeat-interval", "KAFKA_HEARTBEAT_INTERVAL", c.HeartbeatInterval, "consumer group heartbeat interval")
 	flagenv.DurationVar(fs, getenv, &c.RebalanceTimeout, "kafka.rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", c.RebalanceTimeout, "consumer group rebalance timeout")
+	flagenv.DurationVar(fs, getenv, &c.LagInterval, "kafka.lag-interval", "KAFKA_LAG_INTERVAL", c.LagInterval, "how often the consumer reads its partitions' high watermarks for the lag gauge")
 }

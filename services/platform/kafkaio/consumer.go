@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,6 +79,7 @@ type Consumer struct {
 	h       BatchHandler
 	logger  *slog.Logger
 	m       *metrics
+	lag     *lagTracker
 	started atomic.Bool
 	now     func() time.Time
 }
@@ -95,11 +95,13 @@ func NewConsumer(cfg Config, h BatchHandler, logger *slog.Logger, reg prometheus
 		return nil, errors.New("kafka consumer: nil handler")
 	}
 	cfg = cfg.withDefaults()
+	m := newMetrics(reg)
 	return &Consumer{
 		cfg:    cfg,
 		h:      h,
 		logger: logger.With("group", cfg.GroupID),
-		m:      newMetrics(reg),
+		m:      m,
+		lag:    newLagTracker(m.lag),
 		now:    time.Now,
 	}, nil
 }
@@ -136,7 +138,9 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("kafka consumer: Run called twice")
 	}
-	reader := kafka.NewReader(c.cfg.readerConfig(errorLogger(c.logger)))
+	rc := c.cfg.readerConfig(errorLogger(c.logger))
+	rc.Logger = c.lag.readerLogger() // learns the partition assignment
+	reader := kafka.NewReader(rc)
 	// The loop writes a whole batch in one call, so waiting to fill a partial produce batch
 	// only adds latency: flush as soon as the call has queued its records.
 	producer := newProducer(c.cfg, time.Microsecond, c.logger, c.m)
@@ -150,6 +154,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	loopDone := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { fetchErr <- c.fetchLoop(fetchCtx, reader, fetched) })
+	wg.Go(func() { c.lag.pollLoop(fetchCtx, c.cfg, c.cfg.LagInterval, c.logger) })
 	wg.Go(func() {
 		select {
 		case <-loopDone:
@@ -174,6 +179,7 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 		if cerr := reader.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close kafka reader: %w", cerr))
 		}
+		c.lag.reset() // a stopped consumer owns no partition
 		c.logger.Info("kafka consumer stopped", "topics", c.cfg.Topics)
 	}()
 
@@ -230,6 +236,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, r *kafka.Reader, out chan<- ka
 			continue
 		}
 		bo.reset()
+		c.lag.fetched(&m)
 		select {
 		case out <- m:
 		case <-ctx.Done():
@@ -420,8 +427,8 @@ func (c *Consumer) writeAndCommit(ctx, workCtx context.Context, r *kafka.Reader,
 		}
 	}
 	countByTopic(done, func(topic string, n int) { c.m.consumed.WithLabelValues(topic).Add(float64(n)) })
-	for _, m := range last {
-		c.m.lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
+	for i := range last {
+		c.lag.committed(&last[i])
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"topic", "kind"})),
 		lag: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mlops_kafka_consumer_lag",
-			Help: "Records behind the partition's high watermark after the last committed batch.",
+			Help: "Records between the committed offset and the high watermark of each partition assigned to the consumer, updated on fetch, on commit and every -kafka.lag-interval (also while the handler retries).",
 		}, []string{"topic", "partition"})),
 		handleDuration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mlops_kafka_handle_duration_seconds",

@@ -53,6 +53,7 @@ func ConsumerConfig(brokers []string, group string, topics ...string) kafkaio.Co
 		SessionTimeout:    6 * time.Second,
 		HeartbeatInterval: 250 * time.Millisecond,
 		RebalanceTimeout:  5 * time.Second,
+		LagInterval:       50 * time.Millisecond,
 	}
 }
 
