@@ -1,17 +1,19 @@
-// Command drift watches feature, score and label distributions against the champion's reference profile and emits drift events.
+// Command drift watches the live predictions and labels of each monitored model against its
+// champion's reference profile and emits drift events.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/streaming-mlops/mlops/services/drift/internal/drift"
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
 
@@ -27,13 +29,26 @@ func main() {
 	}
 }
 
-func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func realMain(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) (err error) {
 	cfg, err := drift.ParseConfig(args, getenv)
 	if err != nil {
 		return err
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
+	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "admin_addr", cfg.Telemetry.AdminAddr, "kafka_brokers", cfg.Kafka.Brokers,
+		"topics", cfg.Kafka.Topics, "drift_topic", cfg.DriftTopic, "model_events_topic", cfg.ModelEventsTopic, "mlflow_url", cfg.MLflowURL,
+		"models", cfg.Models, "window_count", cfg.WindowCount, "window_duration", cfg.WindowDuration, "persist", cfg.Persist, "cooldown", cfg.Cooldown)
+	producer, err := kafkaio.NewProducer(cfg.Kafka, rt.Logger, rt.Registry)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, producer.Close()) }()
+	svc := drift.New(cfg, nil, rt.Logger, rt.Registry)
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
-	svc := drift.New(cfg, rt.Logger, rt.Registry)
-	return rt.Run(ctx, grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor())
+	rt.Admin.Handle("/drift", svc.ReportHandler())
+	rt.Admin.Handle("/drift/", svc.ReportHandler())
+	return rt.Run(ctx,
+		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		svc.ReferenceActor(producer),
+		kafkaio.BatchConsumerActor(cfg.Kafka, svc.Handle, rt.Logger, rt.Registry))
 }

@@ -1,0 +1,150 @@
+package drift
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/drift/internal/window"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+)
+
+// Reasons a record is dead-lettered or counted.
+const (
+	outcomeOK           = "ok"
+	outcomeUnmonitored  = "unmonitored"
+	outcomeNoReference  = "no_reference"
+	outcomeSpecMismatch = "spec_mismatch"
+	outcomeInvalid      = "invalid"
+	outcomeUnknownTx    = "unknown_transaction"
+)
+
+// Handle is the batch handler of predictions.v1 and labels.v1. A prediction joins its
+// model's open window (and the label join); a label joins the open window of its
+// prediction's model. The records of a batch that close a window carry the window's drift
+// events as output, so they are committed only after the events are acknowledged.
+//
+// Undecodable records and predictions whose vector does not match the champion's spec are
+// permanent errors (dead-lettered with the reason). Predictions of models not monitored,
+// predictions that arrive before any reference could be loaded, and labels of unknown
+// transactions (never seen, or dropped by the join's limits) are counted and skipped: they
+// are not bad input. Each cause is logged once.
+func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
+	results := make([]kafkaio.Result, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		var evs []*eventsv1.DriftEvent
+		var err error
+		switch m.Topic {
+		case s.labelsTopic:
+			err = s.handleLabel(m)
+		default:
+			evs, err = s.handlePrediction(m)
+		}
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		for _, ev := range evs {
+			rec, err := s.record(ev)
+			if err != nil {
+				results[i].Err = err
+				break
+			}
+			results[i].Output = append(results[i].Output, rec)
+		}
+	}
+	s.joinMu.Lock()
+	s.m.joinEntries.Set(float64(s.join.Len()))
+	s.joinMu.Unlock()
+	return results, nil
+}
+
+func (s *Server) record(ev *eventsv1.DriftEvent) (kafka.Message, error) {
+	b, err := proto.Marshal(ev)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode drift event: %w", err)
+	}
+	return kafkaio.NewRecord(s.cfg.DriftTopic, []byte(ev.GetModelName()), b, kafkaio.ContentTypeProtobuf, nil), nil
+}
+
+func (s *Server) handlePrediction(m *kafka.Message) ([]*eventsv1.DriftEvent, error) {
+	p := new(eventsv1.Prediction)
+	if err := proto.Unmarshal(m.Value, p); err != nil {
+		return nil, s.reject(m, outcomeInvalid, topics.ReasonDecode, fmt.Errorf("decode Prediction at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+	}
+	if p.GetTransactionId() == "" || p.GetFeatures() == nil || p.GetEventTime() == nil {
+		return nil, s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("prediction at %s/%d/%d lacks transaction id, features or event time", m.Topic, m.Partition, m.Offset))
+	}
+	mo := s.monitors[p.GetModelName()]
+	if mo == nil {
+		s.count(m.Topic, outcomeUnmonitored, "prediction of a model not monitored skipped", "model", p.GetModelName())
+		return nil, nil
+	}
+	ref := mo.reference()
+	if ref == nil {
+		s.count(m.Topic, outcomeNoReference, "prediction skipped: no reference profile loaded yet", "model", p.GetModelName())
+		return nil, nil
+	}
+	fv := p.GetFeatures()
+	if fp := fv.GetSpecFingerprint(); (fp != "" && fp != ref.SpecFingerprint) || len(fv.GetValues()) != len(ref.Names) {
+		return nil, s.reject(m, outcomeSpecMismatch, topics.ReasonSpecMismatch,
+			fmt.Errorf("prediction at %s/%d/%d: vector of spec %q with %d values, the reference of %s version %s is %s with %d",
+				m.Topic, m.Partition, m.Offset, fp, len(fv.GetValues()), ref.Model, ref.Version, ref.SpecFingerprint, len(ref.Names)))
+	}
+	score := p.GetScore()
+	threshold := p.GetThreshold()
+	if threshold == 0 && !ref.Ref.Regression {
+		threshold = ref.Ref.Threshold
+	}
+	et := p.GetEventTime().AsTime().UnixNano()
+	hash := window.Hash(p.GetTransactionId())
+	s.joinMu.Lock()
+	s.join.put(p.GetTransactionId(), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et})
+	s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
+	s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
+	s.join.evictedSize, s.join.evictedAge = 0, 0
+	s.joinMu.Unlock()
+	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
+	return mo.addPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold), nil
+}
+
+func (s *Server) handleLabel(m *kafka.Message) error {
+	l := new(eventsv1.Label)
+	if err := proto.Unmarshal(m.Value, l); err != nil {
+		return s.reject(m, outcomeInvalid, topics.ReasonDecode, fmt.Errorf("decode Label at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+	}
+	if l.GetTransactionId() == "" || math.IsNaN(l.GetLabel()) || math.IsInf(l.GetLabel(), 0) {
+		return s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("label at %s/%d/%d: no transaction id or a non-finite label", m.Topic, m.Partition, m.Offset))
+	}
+	s.joinMu.Lock()
+	p, ok := s.join.take(l.GetTransactionId())
+	s.joinMu.Unlock()
+	if !ok {
+		s.count(m.Topic, outcomeUnknownTx, "label of an unknown transaction skipped (never seen here, or past the join's limits)")
+		return nil
+	}
+	mo := s.monitors[p.model]
+	mo.addLabel(window.Hash(l.GetTransactionId()), p, l.GetLabel())
+	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
+	return nil
+}
+
+// reject counts, logs once per cause and returns the permanent error that dead-letters m.
+func (s *Server) reject(m *kafka.Message, outcome, reason string, err error) error {
+	s.count(m.Topic, outcome, "record dead-lettered", "reason", reason, "err", err)
+	return kafkaio.PermanentReason(reason, err)
+}
+
+// count increments the outcome counter and logs the first occurrence of each cause.
+func (s *Server) count(topic, outcome, msg string, args ...any) {
+	s.m.records.WithLabelValues(topic, outcome).Inc()
+	if _, seen := s.logged.LoadOrStore(topic+"|"+outcome, true); !seen {
+		s.logger.Warn(msg, append([]any{"topic", topic, "outcome", outcome, "note", "logged once per cause; see mlops_drift_records_total"}, args...)...)
+	}
+}
