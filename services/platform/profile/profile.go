@@ -67,9 +67,13 @@ type Alarm struct {
 	WindowSize int     `json:"window_size"`
 	Quantile   float64 `json:"quantile"`
 	Resamples  int     `json:"resamples"`
-	PSI        float64 `json:"psi"`
-	KS         float64 `json:"ks"`
-	JS         float64 `json:"js"`
+	// Method is MethodBlocks (windows of consecutive reference rows, which keeps the
+	// reference's temporal structure) or MethodIID (independent draws, when the reference is
+	// too short for blocks).
+	Method string  `json:"method"`
+	PSI    float64 `json:"psi"`
+	KS     float64 `json:"ks"`
+	JS     float64 `json:"js"`
 }
 
 // Profile is the reference profile of one model version.
@@ -92,6 +96,14 @@ type Profile struct {
 	Holdout map[string]float64 `json:"holdout,omitempty"`
 }
 
+// Calibration methods (Alarm.Method).
+const (
+	MethodBlocks = "blocks"
+	MethodIID    = "iid"
+	// minBlocksFactor is how many windows long a reference column must be for blocks.
+	minBlocksFactor = 4
+)
+
 // CalibrateOptions tune Calibrate. Zero values take the defaults.
 type CalibrateOptions struct {
 	WindowSize int
@@ -100,9 +112,11 @@ type CalibrateOptions struct {
 	Seed       uint64
 }
 
-// Calibrate sets every column's Alarm from the same matrix and scores Build profiled: for
-// each column it resamples windows of WindowSize reference values and takes the Quantile of
-// PSI, KS and JS against the profile (driftstat.NullQuantiles). With quantile q, an
+// Calibrate sets every column's Alarm from the same matrix and scores Build profiled, whose
+// rows must be in time order: for each column it takes Resamples windows of WindowSize
+// consecutive reference values at random offsets (driftstat.NullQuantilesBlocks; independent
+// draws when the column is shorter than four windows) and keeps the Quantile of PSI, KS and
+// JS against the profile. With quantile q, an
 // unshifted column crosses each threshold in a fraction 1−q of windows; docs/drift.md turns
 // that into the expected false-alarm rate of the detector.
 func (p *Profile) Calibrate(matrix, scores []float64, opts CalibrateOptions) error {
@@ -124,11 +138,15 @@ func (p *Profile) Calibrate(matrix, scores []float64, opts CalibrateOptions) err
 		if d.Count == 0 || len(values) == 0 {
 			return
 		}
-		psi, ks, js := driftstat.NullQuantiles(values, d.Edges, d.Fractions, d.Sample, opts.WindowSize, opts.Resamples, opts.Quantile, opts.Seed^stream)
+		null, method := driftstat.NullQuantiles, MethodIID
+		if len(values) >= minBlocksFactor*opts.WindowSize {
+			null, method = driftstat.NullQuantilesBlocks, MethodBlocks
+		}
+		psi, ks, js := null(values, d.Edges, d.Fractions, d.Sample, opts.WindowSize, opts.Resamples, opts.Quantile, opts.Seed^stream)
 		if math.IsNaN(psi) || math.IsNaN(ks) || math.IsNaN(js) {
 			return
 		}
-		d.Alarm = &Alarm{WindowSize: opts.WindowSize, Quantile: opts.Quantile, Resamples: opts.Resamples, PSI: psi, KS: ks, JS: js}
+		d.Alarm = &Alarm{WindowSize: opts.WindowSize, Quantile: opts.Quantile, Resamples: opts.Resamples, Method: method, PSI: psi, KS: ks, JS: js}
 	}
 	for j := range p.Features {
 		col = col[:0]

@@ -30,8 +30,9 @@ func (c crossing) key() string { return c.feature + "|" + c.metric.String() }
 
 // detector turns per-window crossings into events: a crossing must persist for Persist
 // consecutive judged windows before it raises one event (hysteresis), it raises no other
-// event until it has cleared for a window, and at most one event per Cooldown of event time
-// recommends retraining. It is not safe for concurrent use (the monitor's lock guards it).
+// event until it has cleared for a window, and only the first event of an episode (events
+// until a window with no crossing at all) recommends retraining, at most once per Cooldown of
+// event time. It is not safe for concurrent use (the monitor's lock guards it).
 type detector struct {
 	persist  int
 	cooldown time.Duration
@@ -44,6 +45,8 @@ type detector struct {
 	cooldownUntil int64
 	lastEvent     int64
 	lastRetrain   int64
+	// episode is true from an event until a judged window without any crossing.
+	episode bool
 }
 
 func newDetector(persist int, cooldown time.Duration) *detector {
@@ -73,6 +76,9 @@ func (d *detector) observe(model, version, runID string, st *window.Stats, cs []
 			delete(d.fired, k)
 		}
 	}
+	if len(cs) == 0 {
+		d.episode = false // a clean window ends the shift
+	}
 	if len(due) == 0 {
 		return nil
 	}
@@ -83,7 +89,10 @@ func (d *detector) observe(model, version, runID string, st *window.Stats, cs []
 		}
 		return cmp.Compare(b.value/nonzero(b.threshold), a.value/nonzero(a.threshold))
 	})
-	retrain := st.End >= d.cooldownUntil
+	// One shift, one retraining: only the first event of an episode (crossings in every
+	// window since) recommends it, and not within the cooldown of the last recommendation.
+	retrain := !d.episode && st.End >= d.cooldownUntil
+	d.episode = true
 	if retrain {
 		d.cooldownUntil = st.End + int64(d.cooldown)
 		d.lastRetrain = st.End
@@ -118,6 +127,7 @@ func (d *detector) observe(model, version, runID string, st *window.Stats, cs []
 
 // reset forgets every run (a new reference starts a new history).
 func (d *detector) reset() {
+	d.episode = false
 	clear(d.runs)
 	clear(d.runStart)
 	clear(d.fired)
