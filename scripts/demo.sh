@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh — the platform's main job on the local stack: start every service, train and
 # promote model version 1 when no champion exists, run the simulator at a modest rate for a
-# bounded time, and print where to look. Run through `make demo` (which starts the stack and
+# bounded time, and print where to look. The trainer service trains on the prediction log
+# (Elasticsearch), which is empty on a fresh stack, so version 1 is bootstrapped from a
+# simulated history: loadtest/cmd/simulate writes a dataset file and a one-off trainer
+# process (-data.source=file, its own ports) trains and promotes it, then exits. Run through `make demo` (which starts the stack and
 # builds bin/ first). `make down` stops everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -11,13 +14,44 @@ RATE=${DEMO_RATE:-20}            # transactions per second
 DURATION=${DEMO_DURATION:-30m}   # the load generator stops by itself after this
 MODEL=${MLOPS_MODEL:-fraud}
 
+# bootstrap_v1 trains and promotes version 1 from a simulated dataset file with a one-off
+# trainer on its own ports (the service's trainer keeps reading Elasticsearch).
+bootstrap_v1() {
+  local dir=$ROOT/.cache/run/demo
+  local data=$dir/fraud-sim.csv.gz
+  mkdir -p "$dir"
+  (cd "$ROOT/loadtest" && go build -o "$BIN/simulate" ./cmd/simulate)
+  "$BIN/simulate" -dataset "$data" -n "${DEMO_SIM_ROWS:-200000}" -seed 1 -accounts 5000 -warmup 24h
+  eval "$("$ROOT/scripts/stack.sh" env)"
+  local grpc=127.0.0.1:50066 admin=127.0.0.1:8096
+  KAFKA_BROKERS=${MLOPS_TEST_KAFKA_BROKERS:-127.0.0.1:9092} MLFLOW_URL=${MLOPS_TEST_MLFLOW_URL:-http://127.0.0.1:5000} \
+    LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-} "$BIN/trainer" -grpc.addr "$grpc" -admin.addr "$admin" \
+    -data.source file -data.file "$data" -drift.consume=false -kafka.group trainer-demo-bootstrap \
+    >"$dir/trainer-bootstrap.log" 2>&1 &
+  local pid=$!
+  local deadline=$((SECONDS + 60))
+  until curl -fsS -o /dev/null "http://$admin/readyz" 2>/dev/null; do
+    if (( SECONDS >= deadline )) || ! kill -0 "$pid" 2>/dev/null; then
+      echo "bootstrap trainer not ready; log:" >&2; tail -20 "$dir/trainer-bootstrap.log" >&2
+      kill -TERM "$pid" 2>/dev/null || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+  local rc=0
+  "$BIN/mlopsctl" train -trainer.addr "$grpc" -reason "demo: first version (simulated history)" || rc=$?
+  kill -TERM "$pid"
+  wait "$pid" || true
+  return "$rc"
+}
+
 "$ROOT/scripts/services.sh" start
 
 if "$BIN/mlopsctl" models asof "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null | grep -q '^version '; then
   echo "champion of $MODEL exists: $("$BIN/mlopsctl" models asof "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
 else
-  echo "no champion for $MODEL yet: training version 1"
-  "$BIN/mlopsctl" train -reason "demo: first version"
+  echo "no champion for $MODEL yet: training version 1 on a simulated history"
+  bootstrap_v1
 fi
 
 "$ROOT/scripts/services.sh" wait-ready

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 )
 
@@ -115,4 +116,15 @@ func (s *Sim) input(t txn) featurespec.Input {
 		MerchantID: s.w.merchants[t.merchant].id,
 		DeviceID:   t.device,
 	}
+}
+
+// Labelled returns the rows as a training set file's content (see datasetfile): the
+// observed label, Y for fraud and Outcome for the purchase scenario, with the event and
+// label times. The slices are shared with d.
+func (d *Dataset) Labelled() *datasetfile.Rows {
+	y := d.Y
+	if d.Outcome != nil {
+		y = d.Outcome
+	}
+	return &datasetfile.Rows{Spec: d.Spec, X: d.X, Y: y, EventTimes: d.EventTimes, LabelTimes: d.LabelTimes}
 }

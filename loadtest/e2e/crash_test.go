@@ -9,10 +9,10 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 // TestEndToEndCrashRecovery kills services with SIGKILL in the middle of the stream (no

@@ -24,13 +24,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/streaming-mlops/mlops/sim"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	scoringv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/scoring/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 // e2eTopics are this run's private topic names, so runs never see each other's records.

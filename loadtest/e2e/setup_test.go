@@ -7,6 +7,7 @@ import (
 	"time"
 
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
@@ -40,7 +41,8 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	// Model lifecycle: the trainer trains version 1 and makes it champion.
 	trainer := start(t, "trainer", bins["trainer"], true, env,
 		"-model.fraud", p.model, "-topic.model-events", p.tp.modelEvents, "-drift.consume=false",
-		"-data.sim-rows", "20000", "-data.sim-accounts", "500", "-kafka.group", "e2e-trainer-"+p.id)
+		"-data.source", "file", "-data.file", datasetfiletest.Simulate(t, "-n", "20000", "-accounts", "500", "-warmup", "24h"),
+		"-kafka.group", "e2e-trainer-"+p.id)
 	p.procs["trainer"] = trainer
 	rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
 	retrain, err := trainerv1.NewTrainerServiceClient(dial(t, trainer.grpc)).Retrain(rctx, &trainerv1.RetrainRequest{

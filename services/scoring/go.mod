@@ -5,7 +5,6 @@ go 1.26.0
 replace (
 	github.com/streaming-mlops/mlops/proto => ../../proto
 	github.com/streaming-mlops/mlops/services/platform => ../platform
-	github.com/streaming-mlops/mlops/sim => ../../sim
 )
 
 require (
@@ -14,7 +13,6 @@ require (
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/streaming-mlops/mlops/proto v0.0.0-00010101000000-000000000000
 	github.com/streaming-mlops/mlops/services/platform v0.0.0-00010101000000-000000000000
-	github.com/streaming-mlops/mlops/sim v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12

@@ -26,10 +26,10 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/streaming-mlops/mlops/sim"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 func main() {

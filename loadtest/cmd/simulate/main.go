@@ -8,6 +8,16 @@
 // With -key every line is "<key>\t<json>" (account id for transactions,
 // transaction id for labels), so kcat -K'\t' keys records as the platform
 // expects.
+//
+// With -dataset it writes a labelled training set instead (the features the feature
+// service computes, with the observed labels and their times; see
+// services/platform/datasetfile), which the trainer reads with -data.source=file:
+//
+//	go run ./loadtest/cmd/simulate -dataset fraud.csv.gz -n 200000 -accounts 5000 -warmup 24h
+//	go run ./loadtest/cmd/simulate -dataset purchase.csv.gz -scenario purchase -n 200000
+//
+// -drift <scenario> -drift-after <d> switches a named drift scenario on d of sim time after
+// -start (covariate, new-pattern or season; see sim.Scenarios).
 package main
 
 import (
@@ -20,9 +30,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile"
 	"github.com/streaming-mlops/mlops/sim"
 )
 
@@ -42,6 +54,7 @@ type options struct {
 	labelsPath string
 	rate       float64
 	noDrain    bool
+	dataset    string
 	cfg        sim.Config
 	sessions   sim.SessionConfig
 }
@@ -56,13 +69,15 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.labelsPath, "labels", "", `write labels as JSON lines to this file ("-" for stdout, interleaved in event-time order; empty: no labels)`)
 	fs.Float64Var(&o.rate, "rate", 0, "pace output at this many transactions per wall-clock second (0: as fast as possible)")
 	fs.BoolVar(&o.noDrain, "no-drain", false, "do not emit the labels still pending after the last transaction")
+	fs.StringVar(&o.dataset, "dataset", "", "write a labelled training set of -n rows to this file (gzip if it ends in .gz) instead of printing events")
+	scenario := fs.String("drift", "", "drift scenario started -drift-after the start: "+strings.Join(sim.Scenarios(), ", "))
 	startStr := fs.String("start", "", "sim start time, RFC 3339 (default 2026-01-01T00:00:00Z; \"now\" for the current time)")
 	accounts := fs.Int("accounts", 0, "accounts or customers (default 10000 / 5000)")
 	fraudRate := fs.Float64("fraud-rate", 0, "expected fraud fraction (default 0.015)")
 	warmup := fs.Duration("warmup", 0, "simulate this long before -start (warm-up transactions are printed too)")
 	delayMin := fs.Duration("label-delay-min", 0, "minimum fraud label delay (default 24h); legit labels come at the maximum")
 	delayMax := fs.Duration("label-delay-max", 0, "maximum fraud label delay (default 168h)")
-	driftAfter := fs.Duration("drift-after", 0, "start a drift this long after -start (0: no drift)")
+	driftAfter := fs.Duration("drift-after", 0, "start the drift this long (sim time) after -start (0 with -drift: at -start; 0 otherwise: no drift)")
 	driftAmount := fs.Float64("drift-amount-scale", 0, "drift: multiply legit amounts (purchase: cart values)")
 	driftShift := fs.Float64("drift-location-km", 0, "drift: move legit transactions this many km east")
 	driftDevice := fs.Float64("drift-new-device-prob", 0, "drift: probability of a new device per legit transaction")
@@ -96,7 +111,13 @@ func parse(args []string) (options, error) {
 	o.cfg = sim.Config{Seed: *seed, Start: start, Accounts: *accounts, FraudRate: *fraudRate, Warmup: *warmup,
 		LabelDelayMin: *delayMin, LabelDelayMax: *delayMax}
 	o.sessions = sim.SessionConfig{Seed: *seed, Start: start, Customers: *accounts}
-	if *driftAfter > 0 {
+	if *scenario != "" {
+		o.cfg.Scenario, o.cfg.ScenarioAt = *scenario, start.Add(*driftAfter)
+		o.sessions.Scenario, o.sessions.ScenarioAt = *scenario, start.Add(*driftAfter)
+		if _, err := sim.ScenarioDrift(*scenario, start); err != nil {
+			return o, err
+		}
+	} else if *driftAfter > 0 {
 		d := sim.Drift{At: start.Add(*driftAfter), AmountScale: *driftAmount, LocationShiftKm: *driftShift,
 			NewDeviceProb: *driftDevice, FraudRateScale: *driftFraud}
 		if *driftPattern != "" {
@@ -175,6 +196,9 @@ func realMain(ctx context.Context, args []string, stdout io.Writer) (err error) 
 			return nil
 		}
 	}
+	if o.dataset != "" {
+		return writeDataset(o)
+	}
 	if o.scenario == "purchase" {
 		return runSessions(o, out, labels, pace)
 	}
@@ -237,4 +261,19 @@ func runSessions(o options, out, labels lineWriter, pace func() error) error {
 		}
 	}
 	return nil
+}
+
+// writeDataset writes o.n rows of the scenario's training set to o.dataset.
+func writeDataset(o options) error {
+	var d *sim.Dataset
+	var err error
+	if o.scenario == "purchase" {
+		d, err = sim.PurchaseDataset(o.sessions, o.n)
+	} else {
+		d, err = sim.FraudDataset(o.cfg, o.n)
+	}
+	if err != nil {
+		return err
+	}
+	return datasetfile.WriteFile(o.dataset, d.Labelled())
 }

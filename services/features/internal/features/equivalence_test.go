@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/streaming-mlops/mlops/sim"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/services/features/internal/features"
+	"github.com/streaming-mlops/mlops/sim"
 )
 
 // simTransaction converts a simulated transaction to the protobuf the feature service reads

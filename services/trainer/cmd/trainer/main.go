@@ -42,7 +42,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt := service.NewRuntime(cfg.Base, version, stdout)
 	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
 		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
-		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "sim_rows", cfg.SimRows, "es_url", cfg.ES.URL,
+		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "data_files", cfg.DataFiles, "es_url", cfg.ES.URL,
 		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback.String(), "data_min_rows", cfg.ES.MinRows, "promotion_margin", cfg.PromotionMargin)
 	libPath := cfg.LightGBMLib
 	if libPath == "" {

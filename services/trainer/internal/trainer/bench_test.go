@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
@@ -13,7 +14,8 @@ import (
 // BenchmarkTrain1M measures one fraud training run on 1,000,000 simulated rows (700k train,
 // 150k validation with early stopping, 150k holdout evaluated): the boosting, scoring and
 // evaluation of Fit, with the trainer's default parameters (at most 500 rounds, early stop
-// after 30). Simulating the rows is reported separately as sim-seconds.
+// after 30). Simulating the rows (loadtest/cmd/simulate) and reading them back is reported
+// separately as sim-seconds.
 //
 //	go test -run '^$' -bench BenchmarkTrain1M -benchtime 1x ./internal/trainer
 func BenchmarkTrain1M(b *testing.B) {
@@ -22,7 +24,8 @@ func BenchmarkTrain1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	start := time.Now()
-	ds, err := SimSource{Rows: 1_000_000, Seed: 1, Accounts: 20000}.Load(context.Background(), DataQuery{Spec: featurespec.Fraud()})
+	file := datasetfiletest.Simulate(b, "-n", "1000000", "-seed", "1", "-accounts", "20000", "-warmup", "24h")
+	ds, err := FileSource{Paths: []string{file}}.Load(context.Background(), DataQuery{Spec: featurespec.Fraud()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -53,20 +53,16 @@ type Config struct {
 	// NumIterations is the default maximum of boosting rounds. Default: 500.
 	NumIterations int
 
-	// DataSource selects where training rows come from: DataSourceSim (the simulators) or
-	// DataSourceES (log-and-wait: logged feature vectors and joined labels from
-	// Elasticsearch). Default: "sim".
+	// DataSource selects where training rows come from: DataSourceES (log-and-wait: logged
+	// feature vectors and joined labels from Elasticsearch) or DataSourceFile (dataset
+	// files, e.g. simulated by loadtest/cmd/simulate -dataset). Default: "es".
 	DataSource string
 	// ES configures the Elasticsearch data source (-es.*, -data.lookback, -data.min-rows,
 	// -data.max-rows); validated only when DataSource is "es".
 	ES ESConfig
-
-	// SimRows is the number of simulated rows the simulator data source yields. Default: 200000.
-	SimRows int
-	// SimSeed seeds the simulator data source. Default: 1.
-	SimSeed uint64
-	// SimAccounts is the simulated population (fewer accounts: denser histories). Default: 5000.
-	SimAccounts int
+	// DataFiles are the dataset files of the file data source (-data.file, comma-separated:
+	// one per use case); required when DataSource is "file".
+	DataFiles []string
 
 	// DriftTopic is consumed for drift events; ModelEventsTopic receives model events and is
 	// the audit log. Defaults: drift.events, model.events.
@@ -102,7 +98,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.Float64Var(fs, getenv, &c.PromotionMargin, "promotion.margin", "PROMOTION_MARGIN", 0.001, "margin by which a challenger must beat the champion on the primary metric")
 	flagenv.IntVar(fs, getenv, &c.EarlyStoppingRounds, "train.early-stopping", "TRAIN_EARLY_STOPPING", 30, "early stopping rounds on the validation set")
 	flagenv.IntVar(fs, getenv, &c.NumIterations, "train.num-iterations", "TRAIN_NUM_ITERATIONS", 500, "default maximum boosting rounds")
-	flagenv.StringVar(fs, getenv, &c.DataSource, "data.source", "DATA_SOURCE", DataSourceSim, "training data source: sim (simulators) or es (logged predictions with joined labels in Elasticsearch)")
+	flagenv.StringVar(fs, getenv, &c.DataSource, "data.source", "DATA_SOURCE", DataSourceES, "training data source: es (logged predictions with joined labels in Elasticsearch) or file (dataset files, -data.file)")
+	flagenv.StringsVar(fs, getenv, &c.DataFiles, "data.file", "DATA_FILE", nil, "dataset files (comma-separated, one per use case), e.g. written by loadtest/cmd/simulate -dataset (data.source=file)")
 	flagenv.StringVar(fs, getenv, &c.ES.URL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL (data.source=es)")
 	flagenv.StringVar(fs, getenv, &c.ES.Index, "es.index", "ES_INDEX", "predictions", "index or alias of the prediction documents (data.source=es)")
 	flagenv.DurationVar(fs, getenv, &c.ES.Timeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
@@ -110,10 +107,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.ES.Lookback, "data.lookback", "DATA_LOOKBACK", 30*24*time.Hour, "event-time window read when a retrain gives no data_from (data.source=es)")
 	flagenv.IntVar(fs, getenv, &c.ES.MinRows, "data.min-rows", "DATA_MIN_ROWS", 1000, "fewest labelled rows a retrain accepts; fewer fail it with FAILED_PRECONDITION (data.source=es)")
 	flagenv.IntVar(fs, getenv, &c.ES.MaxRows, "data.max-rows", "DATA_MAX_ROWS", 2000000, "most rows read, newest kept, when the request's max_rows is 0 or larger (data.source=es)")
-	flagenv.IntVar(fs, getenv, &c.SimRows, "data.sim-rows", "DATA_SIM_ROWS", 200000, "rows of the simulator data source")
-	var seed int
-	flagenv.IntVar(fs, getenv, &seed, "data.sim-seed", "DATA_SIM_SEED", 1, "seed of the simulator data source")
-	flagenv.IntVar(fs, getenv, &c.SimAccounts, "data.sim-accounts", "DATA_SIM_ACCOUNTS", 5000, "accounts in the simulated population")
 	flagenv.StringVar(fs, getenv, &c.DriftTopic, "topic.drift", "TOPIC_DRIFT", topics.DriftEvents, "topic of drift events")
 	flagenv.StringVar(fs, getenv, &c.ModelEventsTopic, "topic.model-events", "TOPIC_MODEL_EVENTS", topics.ModelEvents, "topic of model events (also the audit log)")
 	flagenv.BoolVar(fs, getenv, &c.ConsumeDrift, "drift.consume", "DRIFT_CONSUME", true, "retrain on drift events with retrain=true")
@@ -123,10 +116,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
-	if seed < 0 {
-		return Config{}, fmt.Errorf("invalid configuration: data.sim-seed %d is negative", seed)
-	}
-	c.SimSeed = uint64(seed)
 	if len(c.Kafka.Topics) == 0 {
 		c.Kafka.Topics = []string{c.DriftTopic}
 	}
@@ -161,17 +150,16 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("num iterations %d must be > 0", c.NumIterations))
 	}
 	switch c.DataSource {
-	case DataSourceSim:
 	case DataSourceES:
 		errs = append(errs, c.ES.Validate())
+	case DataSourceFile:
+		if len(c.DataFiles) == 0 {
+			errs = append(errs, errors.New("data source file needs -data.file"))
+		}
+	case dataSourceSim:
+		errs = append(errs, errors.New(`data source "sim" was removed: write a dataset file with loadtest/cmd/simulate -dataset and use -data.source=file -data.file=<file>`))
 	default:
-		errs = append(errs, fmt.Errorf("data source %q must be %q or %q", c.DataSource, DataSourceSim, DataSourceES))
-	}
-	if c.SimRows < minRows {
-		errs = append(errs, fmt.Errorf("simulator rows %d must be >= %d", c.SimRows, minRows))
-	}
-	if c.SimAccounts <= 0 {
-		errs = append(errs, fmt.Errorf("simulator accounts %d must be > 0", c.SimAccounts))
+		errs = append(errs, fmt.Errorf("data source %q must be %q or %q", c.DataSource, DataSourceES, DataSourceFile))
 	}
 	if c.DriftTopic == "" || c.ModelEventsTopic == "" {
 		errs = append(errs, errors.New("drift and model-events topics must be set"))

@@ -1,15 +1,19 @@
 package trainer
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/streaming-mlops/mlops/sim"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 )
 
@@ -46,27 +50,31 @@ type DataQuery struct {
 	MaxRows int
 }
 
-// DataSource yields labelled training rows. SimSource simulates them; ESSource, the
-// production source, reads the logged feature vectors with their joined labels back from
-// Elasticsearch (log-and-wait), so training sees exactly what serving saw.
+// DataSource yields labelled training rows. ESSource, the production source, reads the
+// logged feature vectors with their joined labels back from Elasticsearch (log-and-wait), so
+// training sees exactly what serving saw. FileSource reads dataset files, such as the
+// simulated ones loadtest/cmd/simulate -dataset writes (for the demo and tests; the trainer
+// does not link the simulator).
 type DataSource interface {
 	Load(ctx context.Context, q DataQuery) (*Dataset, error)
 }
 
 // Values of Config.DataSource.
 const (
-	DataSourceSim = "sim"
-	DataSourceES  = "es"
+	DataSourceES   = "es"
+	DataSourceFile = "file"
+	// dataSourceSim is the removed in-process simulator source, named in its error.
+	dataSourceSim = "sim"
 )
 
 // NewDataSource returns the data source cfg.DataSource selects. Metrics of the
 // Elasticsearch source are registered on reg.
 func NewDataSource(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (DataSource, error) {
 	switch cfg.DataSource {
-	case DataSourceSim:
-		return SimSource{Rows: cfg.SimRows, Seed: cfg.SimSeed, Accounts: cfg.SimAccounts}, nil
 	case DataSourceES:
 		return NewESSource(cfg.ES, nil, logger, reg), nil
+	case DataSourceFile:
+		return FileSource{Paths: cfg.DataFiles}, nil
 	}
 	return nil, fmt.Errorf("unknown data source %q", cfg.DataSource)
 }
@@ -74,55 +82,74 @@ func NewDataSource(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (
 // ErrNoData means the query selected too few rows to train on.
 var ErrNoData = errors.New("not enough training data")
 
-// SimSource builds training sets from the transaction and session simulators in
-// loadtest/sim: the same feature computation serving runs (featurespec.Step).
-type SimSource struct {
-	// Rows is how many rows to simulate (before the time filter and MaxRows).
-	Rows int
-	// Seed makes the data reproducible.
-	Seed uint64
-	// Accounts is the simulated fraud population.
-	Accounts int
+// FileSource reads training sets from dataset files (see datasetfile): one file per use
+// case, the one whose spec is the query's. The files are read on every Load, so they can be
+// replaced between retrains.
+type FileSource struct {
+	// Paths are the dataset files, e.g. a fraud and a purchase set.
+	Paths []string
 }
 
-// Load simulates the rows of q.Spec's use case.
-func (s SimSource) Load(ctx context.Context, q DataQuery) (*Dataset, error) {
+// Load reads the file of q.Spec's spec and applies q's time range and row limit.
+func (s FileSource) Load(ctx context.Context, q DataQuery) (*Dataset, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	n := s.Rows
-	if q.MaxRows > 0 && q.From.IsZero() && q.To.IsZero() {
-		n = min(n, q.MaxRows) // no filter: simulate only what is kept
+	path, err := s.pathFor(q.Spec)
+	if err != nil {
+		return nil, err
 	}
-	var d *Dataset
-	switch q.Spec.Task {
-	case featurespec.TaskBinary:
-		sd, err := sim.FraudDataset(sim.Config{Seed: s.Seed, Accounts: s.Accounts, Warmup: 24 * time.Hour}, n)
-		if err != nil {
-			return nil, fmt.Errorf("simulate fraud data: %w", err)
-		}
-		amounts := make([]float64, sd.Rows())
-		w := sd.Spec.Len()
-		for i := range amounts {
-			amounts[i] = sd.X[i*w+featurespec.FraudAmount]
-		}
-		d = &Dataset{Spec: sd.Spec, X: sd.X, Y: sd.Y, EventTimes: sd.EventTimes, Amounts: amounts,
-			Source: fmt.Sprintf("transaction simulator (seed %d, %d accounts)", s.Seed, s.Accounts)}
-	case featurespec.TaskRegression:
-		sd, err := sim.PurchaseDataset(sim.SessionConfig{Seed: s.Seed}, n)
-		if err != nil {
-			return nil, fmt.Errorf("simulate purchase data: %w", err)
-		}
-		// Train on the observed outcome: the only target a real label stream carries.
-		d = &Dataset{Spec: sd.Spec, X: sd.X, Y: sd.Outcome, EventTimes: sd.EventTimes,
-			Source: fmt.Sprintf("session simulator (seed %d)", s.Seed)}
-	default:
-		return nil, fmt.Errorf("simulate data: unsupported task %q", q.Spec.Task)
+	rows, err := datasetfile.ReadFile(path, q.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("read training data: %w", err)
 	}
-	if err := d.Spec.Check(q.Spec); err != nil {
-		return nil, fmt.Errorf("simulated data: %w", err)
+	d := &Dataset{Spec: rows.Spec, X: rows.X, Y: rows.Y, EventTimes: rows.EventTimes, Source: "file " + path}
+	if i := rows.Spec.Index("amount"); i >= 0 && q.Spec.Task == featurespec.TaskBinary {
+		w := rows.Spec.Len()
+		d.Amounts = make([]float64, rows.Len())
+		for r := range d.Amounts {
+			d.Amounts[r] = rows.X[r*w+i]
+		}
 	}
 	return d.filter(q), nil
+}
+
+// pathFor returns the file whose first line names spec.
+func (s FileSource) pathFor(spec featurespec.Spec) (string, error) {
+	var seen []string
+	for _, p := range s.Paths {
+		id, err := fileSpecID(p)
+		if err != nil {
+			return "", fmt.Errorf("read training data: %w", err)
+		}
+		if id == spec.ID() {
+			return p, nil
+		}
+		seen = append(seen, p+" ("+id+")")
+	}
+	return "", fmt.Errorf("%w: no dataset file for spec %s among %v", ErrNoData, spec.ID(), seen)
+}
+
+func fileSpecID(path string) (_ string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open dataset file: %w", err)
+	}
+	defer func() { err = errors.Join(err, f.Close()) }()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return "", fmt.Errorf("open dataset file %s: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	id, err := datasetfile.SpecID(r)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return id, nil
 }
 
 // filter keeps the rows inside [q.From, q.To) and then the newest q.MaxRows of them.

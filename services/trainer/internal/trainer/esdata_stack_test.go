@@ -25,9 +25,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/streaming-mlops/mlops/sim"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
@@ -101,10 +101,8 @@ func TestTrainerElasticsearchSource(t *testing.T) {
 	// enough positives.
 	spec := featurespec.Fraud()
 	start := time.Now().Add(-10 * 24 * time.Hour).UTC().Truncate(time.Hour)
-	ds, err := sim.FraudDataset(sim.Config{Seed: 11, Accounts: 800, Warmup: 24 * time.Hour, Start: start, FraudRate: 0.05}, 5000)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := datasetfiletest.Read(t, spec, "-n", "5000", "-seed", "11", "-accounts", "800", "-warmup", "24h",
+		"-start", start.Format(time.RFC3339), "-fraud-rate", "0.05")
 	index := fmt.Sprintf("trainer-es-test-%d", time.Now().UnixNano())
 	mapping, err := json.Marshal(map[string]any{
 		"settings": map[string]any{"number_of_shards": 1, "number_of_replicas": 0}, "mappings": esTestMappings(),
@@ -119,13 +117,13 @@ func TestTrainerElasticsearchSource(t *testing.T) {
 	oldSpec := func(i int) bool { return i%50 == 25 }   // logged under an older spec version
 	w := spec.Len()
 	dropped := spec.Index("device_risk_score") // absent from every 37th document
-	for i := 0; i < ds.Rows(); i += 37 {
+	for i := 0; i < ds.Len(); i += 37 {
 		ds.X[i*w+dropped] = math.NaN()
 	}
 	txID := func(i int) string { return fmt.Sprintf("tx-%05d", i) }
 	var bulk bytes.Buffer
 	nanFeatures := 0
-	for i := range ds.Rows() {
+	for i := range ds.Len() {
 		at := time.Unix(0, ds.EventTimes[i]).UTC()
 		feats := map[string]float64{}
 		for k, n := range spec.Names() {
@@ -169,8 +167,8 @@ func TestTrainerElasticsearchSource(t *testing.T) {
 	if err := json.Unmarshal(esCall(t, httpc, http.MethodPost, esURL+"/_bulk?refresh=wait_for", "application/x-ndjson", bulk.Bytes()), &bres); err != nil {
 		t.Fatal(err)
 	}
-	if bres.Errors || len(bres.Items) != ds.Rows() {
-		t.Fatalf("bulk: errors=%v, %d items for %d documents (first: %v)", bres.Errors, len(bres.Items), ds.Rows(), bres.Items[0])
+	if bres.Errors || len(bres.Items) != ds.Len() {
+		t.Fatalf("bulk: errors=%v, %d items for %d documents (first: %v)", bres.Errors, len(bres.Items), ds.Len(), bres.Items[0])
 	}
 
 	// The window: whole seconds, so the millisecond resolution of @timestamp does not matter.
@@ -189,7 +187,7 @@ func TestTrainerElasticsearchSource(t *testing.T) {
 		return cmp.Or(cmp.Compare(ds.EventTimes[a]/1e6, ds.EventTimes[b]/1e6), strings.Compare(txID(a), txID(b)))
 	})
 	t.Logf("%d documents, %d labelled in [%s, %s) with spec %s (%d positive), %d missing values in all",
-		ds.Rows(), len(want), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), spec.ID(), positives, nanFeatures)
+		ds.Len(), len(want), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), spec.ID(), positives, nanFeatures)
 	if len(want) < 3000 || positives < 50 {
 		t.Fatalf("bad test data: %d rows, %d positive", len(want), positives)
 	}

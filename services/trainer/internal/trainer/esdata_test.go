@@ -481,14 +481,17 @@ func TestDataSourceConfig(t *testing.T) {
 		want    string // type of the data source
 		wantErr []string
 	}{
-		{name: "default is the simulator", want: "trainer.SimSource"},
+		{name: "default is elasticsearch", want: "*trainer.ESSource"},
+		{name: "files by flag", args: []string{"-data.source", "file", "-data.file", "a.csv,b.csv.gz"}, want: "trainer.FileSource"},
+		{name: "file source without files", args: []string{"-data.source", "file"}, wantErr: []string{"-data.file"}},
+		{name: "removed simulator source", args: []string{"-data.source", "sim"}, wantErr: []string{"loadtest/cmd/simulate -dataset"}},
 		{name: "elasticsearch by flag", args: []string{"-data.source", "es", "-es.url", "http://es:9200", "-es.index", "preds"}, want: "*trainer.ESSource"},
 		{name: "elasticsearch by env", env: map[string]string{"DATA_SOURCE": "es", "DATA_MIN_ROWS": "5000"}, want: "*trainer.ESSource"},
 		{name: "unknown source", args: []string{"-data.source", "csv"}, wantErr: []string{`data source "csv"`}},
 		{name: "bad elasticsearch settings", args: []string{"-data.source", "es", "-es.url", "es:9200", "-es.index", "a,b",
 			"-data.min-rows", "10", "-data.lookback", "0s", "-es.page-size", "20000"},
 			wantErr: []string{"http(s) URL", "index", "min rows 10", "lookback", "page size"}},
-		{name: "elasticsearch settings ignored for sim", args: []string{"-es.url", "nonsense", "-data.min-rows", "1"}, want: "trainer.SimSource"},
+		{name: "elasticsearch settings ignored for files", args: []string{"-data.source", "file", "-data.file", "a.csv", "-es.url", "nonsense", "-data.min-rows", "1"}, want: "trainer.FileSource"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +30,7 @@ import (
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
@@ -86,7 +88,11 @@ func startTrainer(t *testing.T, simRows int) *stack {
 	tr := &http.Transport{}
 	mlf.HTTP = &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)
-	srv := New(cfg, Deps{Lib: lib, Data: SimSource{Rows: simRows, Seed: 7, Accounts: 1000}, MLflow: mlf, Audit: audit}, logger, reg)
+	data := FileSource{Paths: []string{
+		datasetfiletest.Simulate(t, "-n", strconv.Itoa(simRows), "-seed", "7", "-accounts", "1000", "-warmup", "24h", "-fraud-rate", "0.03"),
+		datasetfiletest.Simulate(t, "-n", strconv.Itoa(simRows), "-seed", "7", "-scenario", "purchase"),
+	}}
+	srv := New(cfg, Deps{Lib: lib, Data: data, MLflow: mlf, Audit: audit}, logger, reg)
 	g := grpc.NewServer()
 	srv.Register(g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

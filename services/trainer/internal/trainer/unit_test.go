@@ -228,8 +228,8 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	if c.Threshold != 0.8 || c.GRPCAddr != "127.0.0.1:50056" || c.Kafka.Topics[0] != "drift.events" || c.ModelEventsTopic != "model.events" {
 		t.Errorf("defaults = %+v", c)
 	}
-	_, err = ParseConfig([]string{"-threshold=1.5", "-promotion.margin=-1", "-data.sim-rows=10"}, func(string) string { return "" })
-	for _, want := range []string{"threshold", "margin", "rows"} {
+	_, err = ParseConfig([]string{"-threshold=1.5", "-promotion.margin=-1", "-data.source=file"}, func(string) string { return "" })
+	for _, want := range []string{"threshold", "margin", "-data.file"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseConfig(bad) = %v, want it to mention %q", err, want)
 		}

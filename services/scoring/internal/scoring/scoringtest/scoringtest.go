@@ -1,5 +1,5 @@
 // Package scoringtest builds what scoring tests need on the real stack: small fraud models
-// trained on the transaction simulator with the project's LightGBM binding, published and
+// trained on simulated transactions (loadtest/cmd/simulate -dataset) with the project's LightGBM binding, published and
 // registered in MLflow in the layout scoring loads.
 package scoringtest
 
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streaming-mlops/mlops/sim"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
@@ -32,23 +32,18 @@ func (d *Data) Row(i int) []float64 { return d.X[i*d.Width : (i+1)*d.Width : (i+
 var (
 	dataOnce sync.Once
 	data     *Data
-	dataErr  error
 )
 
 // FraudData returns 4000 simulated transactions' fraud features and labels (seed 7), built
-// once per process.
+// once per process by the simulator's command (datasetfiletest.Simulate).
 func FraudData(t testing.TB) *Data {
 	t.Helper()
 	dataOnce.Do(func() {
-		ds, err := sim.FraudDataset(sim.Config{Seed: 7, Accounts: 400, FraudRate: 0.05}, 4000)
-		if err != nil {
-			dataErr = err
-			return
-		}
-		data = &Data{Rows: ds.Rows(), Width: ds.Spec.Len(), X: ds.X, Y: ds.Y}
+		rows := datasetfiletest.Read(t, featurespec.Fraud(), "-n", "4000", "-seed", "7", "-accounts", "400", "-fraud-rate", "0.05")
+		data = &Data{Rows: rows.Len(), Width: rows.Spec.Len(), X: rows.X, Y: rows.Y}
 	})
-	if dataErr != nil {
-		t.Fatalf("simulate fraud data: %v", dataErr)
+	if data == nil {
+		t.Fatal("simulated fraud data unavailable (an earlier test failed to build it)")
 	}
 	return data
 }
