@@ -1,10 +1,12 @@
 package sim_test
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/sim"
 )
 
@@ -110,5 +112,71 @@ func TestScenarioSeason(t *testing.T) {
 		pre.Rows(), post.Rows(), before, after, floor, mean(pre.Outcome), mean(post.Outcome))
 	if after < before*1.15 || after-floor < 0.01 {
 		t.Errorf("MSE %.4f before, %.4f after the switch (floor %.4f): want a rise of at least 15%% and 0.01 above the floor", before, after, floor)
+	}
+}
+
+// TestScenarioCovariate checks that the covariate scenario shifts the inputs: amounts, the
+// share of transactions far from home (the country mix) and the hour of day.
+func TestScenarioCovariate(t *testing.T) {
+	t.Parallel()
+	at := start.Add(5 * 24 * time.Hour)
+	d, err := sim.FraudDataset(sim.Config{Seed: 6, Accounts: 3000, Warmup: 24 * time.Hour, Scenario: sim.ScenarioCovariate, ScenarioAt: at}, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := rowsBetween(d, start.Add(2*24*time.Hour), at)
+	post := rowsBetween(d, at.Add(24*time.Hour), time.Unix(0, d.EventTimes[d.Rows()-1]+1))
+	stats := func(d *sim.Dataset) (logAmount, far, evening float64) {
+		for i := range d.Rows() {
+			r := d.Row(i)
+			logAmount += math.Log(r[featurespec.FraudAmount])
+			if r[featurespec.FraudLocationScore] > 0.5 {
+				far++
+			}
+			if h := r[featurespec.FraudHourOfDay]; h >= 18 || h < 2 {
+				evening++
+			}
+		}
+		n := float64(d.Rows())
+		return logAmount / n, far / n, evening / n
+	}
+	la, fa, ea := stats(pre)
+	lb, fb, eb := stats(post)
+	t.Logf("amount geometric mean x%.2f, far from home %.3f -> %.3f, evening share %.3f -> %.3f", math.Exp(lb-la), fa, fb, ea, eb)
+	if math.Exp(lb-la) < 1.4 || fb < 2*fa || eb < ea+0.1 {
+		t.Errorf("covariate scenario: amount x%.2f (want >= 1.4), far %.3f -> %.3f (want doubled), evening %.3f -> %.3f (want +0.1)",
+			math.Exp(lb-la), fa, fb, ea, eb)
+	}
+}
+
+func TestAddDriftMidRun(t *testing.T) {
+	t.Parallel()
+	s := newSim(t, sim.Config{Seed: 5, Accounts: 2000, NoMimic: true})
+	var switched time.Time
+	bustOut := 0
+	for i := range 60000 {
+		tx, _ := s.Next()
+		if i == 20000 {
+			switched = tx.EventTime
+			d, err := sim.ScenarioDrift(sim.ScenarioNewPattern, tx.EventTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddDrift(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tx.Pattern == sim.PatternBustOut {
+			if switched.IsZero() || tx.EventTime.Before(switched) {
+				t.Fatalf("bust-out at %v before the switch", tx.EventTime)
+			}
+			bustOut++
+		}
+	}
+	if bustOut == 0 {
+		t.Error("no bust-out fraud after switching the new-pattern scenario on")
+	}
+	if err := s.AddDrift(sim.Drift{}); err == nil {
+		t.Error("AddDrift accepted a drift without a time")
 	}
 }

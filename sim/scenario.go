@@ -1,7 +1,9 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,4 +66,22 @@ func SessionScenarioDrift(name string, at time.Time) (SessionDrift, error) {
 		return SessionDrift{}, unknownScenario(name)
 	}
 	return d, nil
+}
+
+// AddDrift adds d to a running simulation: it applies from the first event at or after
+// d.At (at once when d.At has passed), after the drifts already applied. Load generators use
+// it to switch a scenario on at a wall-clock moment (ScenarioDrift(name, last event time)).
+func (s *Sim) AddDrift(d Drift) error {
+	if d.At.IsZero() {
+		return errors.New("drift has no time")
+	}
+	if d.AmountScale < 0 || d.FraudRateScale < 0 || d.TravelProbScale < 0 || d.NewDeviceProb < 0 || d.NewDeviceProb > 1 {
+		return errors.New("drift has a negative scale or a probability outside [0, 1]")
+	}
+	i := len(s.cfg.Drifts)
+	for i > s.nextDrift && s.cfg.Drifts[i-1].At.After(d.At) {
+		i--
+	}
+	s.cfg.Drifts = slices.Insert(slices.Clone(s.cfg.Drifts), i, d)
+	return nil
 }

@@ -3,6 +3,12 @@
 //
 //	go run ./loadtest/cmd/loadgen -brokers 127.0.0.1:9092 -rate 20 -duration 10m
 //
+// -drift <scenario> -drift-after <d> switches a named drift scenario (covariate, new-pattern
+// or season; see sim.Scenarios) on mid-run, d of wall-clock time after the start (0: from the
+// start), at the sim time of the last published transaction:
+//
+//	go run ./loadtest/cmd/loadgen -rate 50 -duration 30m -drift new-pattern -drift-after 10m
+//
 // Transactions are published as JSON (content-type application/json, as transaction systems
 // send them) or, for -proto-fraction of them, as protobuf; labels as protobuf Label. Sim time
 // starts -lag before now and is never allowed to run ahead of the wall clock, so event times
@@ -19,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,6 +62,8 @@ type options struct {
 	labelDelay    time.Duration
 	txTopic       string
 	labelTopic    string
+	drift         string
+	driftAfter    time.Duration
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -72,6 +81,8 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	flagenv.DurationVar(fs, getenv, &o.labelDelay, "label-delay", "LOADGEN_LABEL_DELAY", 10*time.Minute, "longest sim-time delay of a label")
 	flagenv.StringVar(fs, getenv, &o.txTopic, "tx-topic", "LOADGEN_TX_TOPIC", topics.TxRaw, "topic for transactions")
 	flagenv.StringVar(fs, getenv, &o.labelTopic, "label-topic", "LOADGEN_LABEL_TOPIC", topics.Labels, "topic for labels")
+	flagenv.StringVar(fs, getenv, &o.drift, "drift", "LOADGEN_DRIFT", "", "drift scenario to switch on mid-run: "+strings.Join(sim.Scenarios(), ", ")+" (empty: none)")
+	flagenv.DurationVar(fs, getenv, &o.driftAfter, "drift-after", "LOADGEN_DRIFT_AFTER", 5*time.Minute, "wall-clock time after the start at which -drift switches on")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -86,6 +97,14 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	if o.labelDelay <= 0 {
 		errs = append(errs, errors.New("-label-delay must be positive"))
 	}
+	if o.drift != "" {
+		if _, err := sim.ScenarioDrift(o.drift, time.Now()); err != nil {
+			errs = append(errs, err)
+		}
+		if o.driftAfter < 0 {
+			errs = append(errs, errors.New("-drift-after must not be negative"))
+		}
+	}
 	return o, errors.Join(errs...)
 }
 
@@ -96,6 +115,8 @@ type stats struct {
 	Proto        int `json:"protobuf"`
 	Labels       int `json:"labels"`
 	Fraud        int `json:"fraud"`
+	// DriftAt is the sim time at which -drift switched on (empty: it did not).
+	DriftAt string `json:"drift_at,omitempty"`
 }
 
 func realMain(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -129,8 +150,11 @@ func run(ctx context.Context, o options, now func() time.Time, write func(contex
 	cfg.Seed = o.seed
 	cfg.Accounts = o.accounts
 	cfg.Start = now().Add(-o.lag).Truncate(time.Second)
-	cfg.LabelDelayMin = min(time.Minute, o.labelDelay)
+	// Chargeback delays compressed: the default ratio of the longest to the shortest (six
+	// weeks to two days) within -label-delay.
+	ratio := float64(cfg.LabelDelayMin) / float64(cfg.LabelDelayMax)
 	cfg.LabelDelayMax = o.labelDelay
+	cfg.LabelDelayMin = max(time.Duration(float64(o.labelDelay)*ratio), time.Millisecond)
 	s, err := sim.New(cfg)
 	if err != nil {
 		return stats{}, err
@@ -146,8 +170,25 @@ func run(ctx context.Context, o options, now func() time.Time, write func(contex
 	if o.protoFraction > 0 {
 		protoEvery = int(1 / o.protoFraction)
 	}
+	begin := now()
+	var last time.Time
 	for o.n <= 0 || st.Transactions < o.n {
+		if o.drift != "" && st.DriftAt == "" && now().Sub(begin) >= o.driftAfter {
+			at := last
+			if at.Before(cfg.Start) {
+				at = cfg.Start
+			}
+			d, err := sim.ScenarioDrift(o.drift, at)
+			if err == nil {
+				err = s.AddDrift(d)
+			}
+			if err != nil {
+				return st, err
+			}
+			st.DriftAt = at.Format(time.RFC3339Nano)
+		}
 		tx, labels := s.Next()
+		last = tx.EventTime
 		// Never publish an event from the future: wait for the wall clock instead.
 		if wait := tx.EventTime.Sub(now()); wait > 0 {
 			if err := sleep(ctx, wait); err != nil {

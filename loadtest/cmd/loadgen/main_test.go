@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +80,25 @@ func TestParseRequiresBound(t *testing.T) {
 	t.Parallel()
 	if _, err := parse([]string{"-n=0", "-duration=0"}, func(string) string { return "" }); err == nil {
 		t.Error("an unbounded run was accepted")
+	}
+}
+
+func TestRunSwitchesDriftScenario(t *testing.T) {
+	t.Parallel()
+	wall := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	calls := 0
+	now := func() time.Time { calls++; return wall.Add(time.Duration(calls) * time.Second) } // the wall clock moves
+	o := options{n: 400, seed: 7, accounts: 50, labels: true, lag: 72 * time.Hour, labelDelay: 10 * time.Minute,
+		txTopic: topics.TxRaw, labelTopic: topics.Labels, drift: "new-pattern", driftAfter: 100 * time.Second}
+	st, err := run(context.Background(), o, now, func(context.Context, ...kafka.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, st.DriftAt)
+	if err != nil || at.Before(wall.Add(-o.lag)) || at.After(wall.Add(time.Hour)) {
+		t.Errorf("drift switched on at %q (%v), want a sim time within the run", st.DriftAt, err)
+	}
+	if _, err := parse([]string{"-drift", "nonsense"}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "unknown drift scenario") {
+		t.Errorf("parse(-drift nonsense) = %v, want an unknown scenario error", err)
 	}
 }
