@@ -25,10 +25,11 @@ const Version = 2
 const (
 	DefaultAlarmWindow    = 5000
 	DefaultAlarmResamples = 500
-	// DefaultAlarmQuantile is the per-window, per-statistic quantile of the null
-	// distribution taken as the threshold: each statistic of an unshifted column crosses it
-	// in 1% of windows.
-	DefaultAlarmQuantile = 0.99
+	// DefaultAlarmQuantile is the quantile of the reference's own window-to-window
+	// variation taken as the threshold: 1 takes the largest value any window of the
+	// reference showed, so an alarm means "the live data differs from the reference more
+	// than the reference ever differed from itself" (see docs/drift.md).
+	DefaultAlarmQuantile = 1.0
 )
 
 // Default sizes used by Build.
@@ -126,7 +127,7 @@ func (p *Profile) Calibrate(matrix, scores []float64, opts CalibrateOptions) err
 	if opts.Resamples <= 0 {
 		opts.Resamples = DefaultAlarmResamples
 	}
-	if opts.Quantile <= 0 || opts.Quantile >= 1 {
+	if opts.Quantile <= 0 || opts.Quantile > 1 {
 		opts.Quantile = DefaultAlarmQuantile
 	}
 	cols := len(p.Features)

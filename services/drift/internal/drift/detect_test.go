@@ -127,7 +127,7 @@ func TestDriftNoFalseAlarmOnCleanWindows(t *testing.T) {
 	t.Parallel()
 	const (
 		window = 5000
-		refN   = 100000
+		refN   = 300000
 		clean  = 20 * window
 		shift  = 4 * window
 	)

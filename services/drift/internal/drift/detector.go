@@ -26,6 +26,14 @@ type crossing struct {
 	detail    string
 }
 
+// excess is how far past its threshold the crossing is, as a ratio (>1).
+func (c crossing) excess() float64 {
+	if lowerIsWorse(c.metric) {
+		return nonzero(c.threshold) / nonzero(c.value)
+	}
+	return c.value / nonzero(c.threshold)
+}
+
 func (c crossing) key() string { return c.feature + "|" + c.metric.String() }
 
 // detector turns per-window crossings into events: a crossing must persist for Persist
@@ -83,12 +91,7 @@ func (d *detector) observe(model, version, runID string, st *window.Stats, cs []
 		return nil
 	}
 	// The worst crossing first: it carries the retraining recommendation.
-	slices.SortStableFunc(due, func(a, b crossing) int {
-		if c := cmp.Compare(b.severity, a.severity); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.value/nonzero(b.threshold), a.value/nonzero(a.threshold))
-	})
+	slices.SortStableFunc(due, func(a, b crossing) int { return cmp.Compare(b.excess(), a.excess()) })
 	// One shift, one retraining: only the first event of an episode (crossings in every
 	// window since) recommends it, and not within the cooldown of the last recommendation.
 	retrain := !d.episode && st.End >= d.cooldownUntil
