@@ -23,7 +23,7 @@ type record struct {
 
 // fixture builds a layout and reference from a reference sample, and a stream of records
 // (predictions with labels) whose first feature is shifted by shift.
-func fixture(t *testing.T, n int, shift float64, seed uint64) (*Layout, *Reference, []string, []record) {
+func fixture(t testing.TB, n int, shift float64, seed uint64) (*Layout, *Reference, []string, []record) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 1))
 	const cols = 3
