@@ -249,7 +249,7 @@ func (s *Server) modelPage(name string, q url.Values) (int, string, any) {
 		if err != nil || i < 0 {
 			msg := fmt.Sprintf("Window %q of %q is not kept.", w, name)
 			if n := len(snap.History); n > 0 {
-				msg += fmt.Sprintf(" The service keeps the last %d closed windows: %d to %d.", s.cfg.History, snap.History[0].ID, snap.History[n-1].ID)
+				msg += fmt.Sprintf(" Kept windows (up to the last %d): %d to %d.", s.cfg.History, snap.History[0].ID, snap.History[n-1].ID)
 			} else {
 				msg += " No window has closed yet."
 			}
@@ -525,7 +525,7 @@ type lineChart struct {
 	Series                  []series
 	HLines                  []hline
 	XTicks, YTicks          []tick
-	Marker                  *float64
+	Marker                  float64 // x of the shown window; 0: not in the chart
 	LegendX                 int
 	XLabelX, XLabelY        int
 	XLabel                  string
@@ -649,8 +649,7 @@ func (s *Server) performanceChart(hist []*Closed, selected int64, regression boo
 			ch.XTicks = append(ch.XTicks, tick{X: x(i), Y: float64(chartTop + chartPlotH + 16), Label: "#" + strconv.FormatInt(c.ID, 10)})
 		}
 		if c.ID == selected {
-			mx := x(i)
-			ch.Marker = &mx
+			ch.Marker = x(i)
 		}
 	}
 	for k := range 5 {

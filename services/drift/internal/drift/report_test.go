@@ -225,7 +225,7 @@ func TestReportHandler(t *testing.T) {
 		{name: "open window", target: "/drift/fraud?window=open", wantCode: 200,
 			want: []string{"open window (not closed yet)", fmt.Sprint(openWindow), driftedRow("amount"), "raises its events when it closes"}},
 		{name: "unknown window", target: "/drift/fraud?window=9999", wantCode: 404,
-			want: []string{"Unknown window", fmt.Sprintf("windows: 1 to %d", lastID), `href="/drift/fraud?window=3"`}},
+			want: []string{"Unknown window", fmt.Sprintf("): 1 to %d", lastID), `href="/drift/fraud?window=3"`}},
 		{name: "bad window id", target: "/drift/fraud?window=x%3Cb%3E", wantCode: 404, want: []string{"Unknown window", "x&lt;b&gt;"}, notWant: []string{"x<b>"}},
 		{name: "unknown model", target: "/drift/nope", wantCode: 404, want: []string{"Unknown model", `href="/drift/fraud"`, `href="/drift/purchase"`}},
 		{name: "unknown model is escaped", target: "/drift/%3Cscript%3Ealert(1)%3C%2Fscript%3E", wantCode: 404,
