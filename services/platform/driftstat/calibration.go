@@ -16,10 +16,15 @@ type Isotonic struct {
 	Y []float64 `json:"y"`
 }
 
+// isotonicMergeTol is the absolute distance below which FitIsotonic treats two scores as one
+// point: numpy's float64 resolution, 1e-15, as sklearn's isotonic regression uses.
+const isotonicMergeTol = 1e-15
+
 // FitIsotonic fits the isotonic (non-decreasing) regression of labels (1 for true, 0 for
 // false) on scores by the pool-adjacent-violators algorithm, as
 // sklearn.isotonic.IsotonicRegression(out_of_bounds='clip').fit(scores, labels) does:
-// rows with equal scores are first merged into one point weighted by their count, the
+// rows with equal scores are first merged into one point weighted by their count (as in
+// sklearn, scores less than 1e-15 above a point's first score join that point), the
 // weighted least-squares non-decreasing fit is computed over the distinct scores, and a point
 // is dropped when its fitted value equals both neighbours' (interpolation through it would not
 // change). The result matches sklearn's X_thresholds_ and y_thresholds_ to rounding.
@@ -55,7 +60,9 @@ func FitIsotonic(scores []float64, labels []bool) Isotonic {
 	for k := 0; k < len(idx); {
 		x := scores[idx[k]]
 		var pos, w float64
-		for ; k < len(idx) && scores[idx[k]] == x; k++ {
+		// Like sklearn, a point gathers every score less than isotonicMergeTol above its
+		// first one, so scores that differ only by rounding share one point.
+		for ; k < len(idx) && scores[idx[k]]-x < isotonicMergeTol; k++ {
 			if labels[idx[k]] {
 				pos++
 			}
