@@ -18,7 +18,7 @@ import (
 )
 
 // ErrUsage is returned for an unknown or missing subcommand.
-var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status, train, models (list|describe|promote|rollback|history|asof)")
+var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status, train, models (list|describe|promote|rollback|history|asof), drift (status|windows|report)")
 
 // Run executes one mlopsctl command line.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -32,6 +32,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return train(ctx, args[1:], getenv, stdout, stderr)
 	case "models":
 		return models(ctx, args[1:], getenv, stdout, stderr)
+	case "drift":
+		return drift(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, ErrUsage.Error())
 		return nil
