@@ -14,6 +14,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/drift/internal/drift"
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/run"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
 
@@ -47,8 +48,13 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
 	rt.Admin.Handle("/drift", svc.ReportHandler())
 	rt.Admin.Handle("/drift/", svc.ReportHandler())
-	return rt.Run(ctx,
+	actors := []run.Actor{
 		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
 		svc.ReferenceActor(producer),
-		kafkaio.BatchConsumerActor(cfg.Kafka, svc.Handle, rt.Logger, rt.Registry))
+		kafkaio.BatchConsumerActor(cfg.Kafka, svc.Handle, rt.Logger, rt.Registry),
+	}
+	if cfg.Merge {
+		actors = append(actors, svc.MergeActor(rt.Logger, rt.Registry))
+	}
+	return rt.Run(ctx, actors...)
 }

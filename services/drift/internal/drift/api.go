@@ -148,7 +148,11 @@ func reportProto(model string, ref *Reference, st *window.Stats, only []string) 
 }
 
 func windowProto(st *window.Stats) *eventsv1.Window {
-	return &eventsv1.Window{Start: ts(st.Start), End: ts(st.End), Count: st.Predictions, Kind: eventsv1.WindowKind_WINDOW_KIND_COUNT}
+	kind := eventsv1.WindowKind(st.Kind)
+	if kind == eventsv1.WindowKind_WINDOW_KIND_UNSPECIFIED {
+		kind = eventsv1.WindowKind_WINDOW_KIND_COUNT
+	}
+	return &eventsv1.Window{Start: ts(st.Start), End: ts(st.End), Count: st.Predictions, Kind: kind}
 }
 
 func columnProto(c *window.ColumnStats) *driftv1.DistributionDrift {

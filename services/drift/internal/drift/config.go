@@ -73,6 +73,21 @@ type Config struct {
 	// ReviewCost is the cost of one false alert, for false_positive_cost. Default: 5.
 	ReviewCost float64
 
+	// Merge turns on merged windows for several replicas (-window.merge): windows are
+	// aligned on event time (WindowDuration), each replica publishes the partial state of
+	// every batch to PartialsTopic, and the consumer of that topic that owns a model merges
+	// the partials and judges the window once every source partition has passed its end.
+	// Default: false (each replica judges its own count or time windows).
+	Merge bool
+	// PartialsTopic carries partial window states between replicas. Default: drift.partials.
+	PartialsTopic string
+	// Lateness is how much event time a window waits past its end for late records.
+	// Default: 10s.
+	Lateness time.Duration
+	// Idle is the processing time after which a source partition that sent nothing no
+	// longer holds windows back. Default: 30s.
+	Idle time.Duration
+
 	// JoinMaxEntries bounds the predictions waiting for their label. Default: 500000.
 	JoinMaxEntries int
 	// JoinMaxAge drops a waiting prediction once the newest prediction is this much newer
@@ -107,6 +122,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.Float64Var(fs, getenv, &c.AlertRateDelta, "alarm.alert-rate", "ALARM_ALERT_RATE", 0.05, "absolute change of the alert share that raises a score event")
 	flagenv.Float64Var(fs, getenv, &c.QualityThreshold, "alarm.quality", "ALARM_QUALITY", 0.05, "missing, non-finite or out-of-range rate above the reference's that raises a quality event")
 	flagenv.Float64Var(fs, getenv, &c.ReviewCost, "cost.review", "COST_REVIEW", 5, "cost of one false alert")
+	flagenv.BoolVar(fs, getenv, &c.Merge, "window.merge", "WINDOW_MERGE", false, "merge the windows of several replicas (event-time windows, partial states on -topic.partials)")
+	flagenv.StringVar(fs, getenv, &c.PartialsTopic, "topic.partials", "TOPIC_PARTIALS", "drift.partials", "topic of partial window states (merged mode)")
+	flagenv.DurationVar(fs, getenv, &c.Lateness, "window.lateness", "WINDOW_LATENESS", 10*time.Second, "event time a merged window waits past its end")
+	flagenv.DurationVar(fs, getenv, &c.Idle, "window.idle", "WINDOW_IDLE", 30*time.Second, "processing time after which a silent partition stops holding merged windows back")
 	flagenv.IntVar(fs, getenv, &c.JoinMaxEntries, "join.max-entries", "JOIN_MAX_ENTRIES", 500000, "predictions kept waiting for their label")
 	flagenv.DurationVar(fs, getenv, &c.JoinMaxAge, "join.max-age", "JOIN_MAX_AGE", 45*24*time.Hour, "event-time age after which a waiting prediction is dropped")
 

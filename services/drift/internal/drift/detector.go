@@ -101,7 +101,7 @@ func (d *detector) observe(model, version, runID string, st *window.Stats, cs []
 		d.lastRetrain = st.End
 	}
 	d.lastEvent = st.End
-	win := &eventsv1.Window{Start: ts(st.Start), End: ts(st.End), Count: st.Predictions, Kind: eventsv1.WindowKind_WINDOW_KIND_COUNT}
+	win := windowProto(st)
 	out := make([]*eventsv1.DriftEvent, 0, len(due))
 	for i, c := range due {
 		k := c.key()

@@ -36,15 +36,23 @@ const (
 // are not bad input. Each cause is logged once.
 func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
 	results := make([]kafkaio.Result, len(msgs))
+	var b *batch
+	if s.cfg.Merge {
+		b = newBatch()
+	}
+	last := -1
 	for i := range msgs {
 		m := &msgs[i]
 		var evs []*eventsv1.DriftEvent
 		var err error
 		switch m.Topic {
 		case s.labelsTopic:
-			err = s.handleLabel(m)
+			err = s.handleLabel(m, b)
 		default:
-			evs, err = s.handlePrediction(m)
+			evs, err = s.handlePrediction(m, b)
+		}
+		if err == nil {
+			last = i
 		}
 		if err != nil {
 			results[i].Err = err
@@ -62,6 +70,15 @@ func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Re
 	s.joinMu.Lock()
 	s.m.joinEntries.Set(float64(s.join.Len()))
 	s.joinMu.Unlock()
+	if b != nil && last >= 0 {
+		// The batch's partial states travel with its last good record, so they are
+		// acknowledged before the batch is committed.
+		recs, err := s.partials(b)
+		if err != nil {
+			return nil, err
+		}
+		results[last].Output = append(results[last].Output, recs...)
+	}
 	return results, nil
 }
 
@@ -73,13 +90,16 @@ func (s *Server) record(ev *eventsv1.DriftEvent) (kafka.Message, error) {
 	return kafkaio.NewRecord(s.cfg.DriftTopic, []byte(ev.GetModelName()), b, kafkaio.ContentTypeProtobuf, nil), nil
 }
 
-func (s *Server) handlePrediction(m *kafka.Message) ([]*eventsv1.DriftEvent, error) {
+func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.DriftEvent, error) {
 	p := new(eventsv1.Prediction)
 	if err := proto.Unmarshal(m.Value, p); err != nil {
 		return nil, s.reject(m, outcomeInvalid, topics.ReasonDecode, fmt.Errorf("decode Prediction at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
 	}
 	if p.GetTransactionId() == "" || p.GetFeatures() == nil || p.GetEventTime() == nil {
 		return nil, s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("prediction at %s/%d/%d lacks transaction id, features or event time", m.Topic, m.Partition, m.Offset))
+	}
+	if b != nil {
+		b.mark(m, p.GetEventTime().AsTime().UnixNano())
 	}
 	mo := s.monitors[p.GetModelName()]
 	if mo == nil {
@@ -111,13 +131,20 @@ func (s *Server) handlePrediction(m *kafka.Message) ([]*eventsv1.DriftEvent, err
 	s.join.evictedSize, s.join.evictedAge = 0, 0
 	s.joinMu.Unlock()
 	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
+	if b != nil {
+		b.state(mo.model, s.windowOf(et), ref.Layout).AddPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold)
+		return nil, nil
+	}
 	return mo.addPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold), nil
 }
 
-func (s *Server) handleLabel(m *kafka.Message) error {
+func (s *Server) handleLabel(m *kafka.Message, b *batch) error {
 	l := new(eventsv1.Label)
 	if err := proto.Unmarshal(m.Value, l); err != nil {
 		return s.reject(m, outcomeInvalid, topics.ReasonDecode, fmt.Errorf("decode Label at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+	}
+	if b != nil && l.GetEventTime() != nil {
+		b.mark(m, l.GetEventTime().AsTime().UnixNano())
 	}
 	if l.GetTransactionId() == "" || math.IsNaN(l.GetLabel()) || math.IsInf(l.GetLabel(), 0) {
 		return s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("label at %s/%d/%d: no transaction id or a non-finite label", m.Topic, m.Partition, m.Offset))
@@ -130,7 +157,19 @@ func (s *Server) handleLabel(m *kafka.Message) error {
 		return nil
 	}
 	mo := s.monitors[p.model]
-	mo.addLabel(window.Hash(l.GetTransactionId()), p, l.GetLabel())
+	if b != nil {
+		// The label belongs to the window of the time it became known (its event time; the
+		// prediction's when unset).
+		at := p.eventTime
+		if l.GetEventTime() != nil {
+			at = l.GetEventTime().AsTime().UnixNano()
+		}
+		if ref := mo.reference(); ref != nil {
+			b.state(mo.model, s.windowOf(at), ref.Layout).AddLabel(window.Hash(l.GetTransactionId()), p.score, l.GetLabel(), p.amount, p.threshold)
+		}
+	} else {
+		mo.addLabel(window.Hash(l.GetTransactionId()), p, l.GetLabel())
+	}
 	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
 	return nil
 }

@@ -1,7 +1,9 @@
 package drift
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,10 +39,17 @@ type monitor struct {
 	history []*Closed // oldest first, at most cfg.History
 	events  []*eventsv1.DriftEvent
 	det     *detector
+
+	// Merged mode: open windows by event-time index, the last judged index, and the runs of
+	// references that were replaced (their partials are dropped).
+	open       map[int64]*window.State
+	lastMerged int64
+	retired    map[string]bool
 }
 
 func newMonitor(model string, cfg Config, m *metrics) *monitor {
-	return &monitor{model: model, cfg: cfg, m: m, nextID: 1, det: newDetector(cfg.Persist, cfg.Cooldown)}
+	return &monitor{model: model, cfg: cfg, m: m, nextID: 1, det: newDetector(cfg.Persist, cfg.Cooldown),
+		open: map[int64]*window.State{}, lastMerged: math.MinInt64, retired: map[string]bool{}}
 }
 
 // reference returns the reference in use (nil before the first load).
@@ -48,6 +57,20 @@ func (mo *monitor) reference() *Reference {
 	mo.mu.Lock()
 	defer mo.mu.Unlock()
 	return mo.ref
+}
+
+// referenceFor returns the reference of runID when it is the one in use, and whether runID
+// belongs to a replaced reference.
+func (mo *monitor) referenceFor(runID string) (*Reference, bool) {
+	mo.mu.Lock()
+	defer mo.mu.Unlock()
+	if mo.retired[runID] {
+		return nil, true
+	}
+	if mo.ref != nil && mo.ref.RunID == runID {
+		return mo.ref, false
+	}
+	return nil, false
 }
 
 // setReference swaps the reference. A different champion closes the open window (judged
@@ -62,6 +85,14 @@ func (mo *monitor) setReference(ref *Reference) []*eventsv1.DriftEvent {
 	var evs []*eventsv1.DriftEvent
 	if mo.cur != nil && !mo.cur.Empty() {
 		evs = mo.closeLocked("reference")
+	}
+	for _, w := range slices.Sorted(maps.Keys(mo.open)) {
+		evs = append(evs, mo.judgeLocked(mo.open[w], mo.ref, "reference", eventsv1.WindowKind_WINDOW_KIND_TIME)...)
+		delete(mo.open, w)
+		mo.lastMerged = w
+	}
+	if mo.ref != nil {
+		mo.retired[mo.ref.RunID] = true
 	}
 	mo.ref = ref
 	mo.cur = window.NewState(ref.Layout)
@@ -108,8 +139,16 @@ func (mo *monitor) flush() []*eventsv1.DriftEvent {
 }
 
 func (mo *monitor) closeLocked(reason string) []*eventsv1.DriftEvent {
-	ref := mo.ref
-	st := window.Evaluate(mo.cur, ref.Names, ref.Ref)
+	evs := mo.judgeLocked(mo.cur, mo.ref, reason, eventsv1.WindowKind_WINDOW_KIND_COUNT)
+	mo.cur = window.NewState(mo.ref.Layout)
+	return evs
+}
+
+// judgeLocked evaluates a finished window against ref, runs the detector, records the window
+// and returns its events.
+func (mo *monitor) judgeLocked(state *window.State, ref *Reference, reason string, kind eventsv1.WindowKind) []*eventsv1.DriftEvent {
+	st := window.Evaluate(state, ref.Names, ref.Ref)
+	st.Kind = int32(kind)
 	c := &Closed{ID: mo.nextID, Model: mo.model, Version: ref.Version, RunID: ref.RunID, Reason: reason, Stats: st, Ref: ref}
 	mo.nextID++
 	if st.Perf.Judged {
@@ -134,7 +173,6 @@ func (mo *monitor) closeLocked(reason string) []*eventsv1.DriftEvent {
 		mo.events = append(mo.events[:0], mo.events[n-100:]...)
 	}
 	mo.observe(c)
-	mo.cur = window.NewState(ref.Layout)
 	return c.Events
 }
 

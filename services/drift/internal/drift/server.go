@@ -36,6 +36,11 @@ type Server struct {
 	monitors    map[string]*monitor
 	labelsTopic string
 
+	// Merged mode: the source partitions and their watermarks (stage 2).
+	mergeMu sync.Mutex
+	sources map[string]sourceState
+	now     func() time.Time
+
 	joinMu sync.Mutex
 	join   *joiner
 	logged sync.Map // causes already logged once
@@ -52,7 +57,7 @@ func New(cfg Config, refs ReferenceSource, logger *slog.Logger, reg prometheus.R
 	}
 	s := &Server{cfg: cfg, logger: logger, m: newMetrics(reg), refs: refs, monitors: map[string]*monitor{},
 		labelsTopic: topics.Labels, join: newJoiner(cfg.JoinMaxEntries, int64(cfg.JoinMaxAge)),
-		refresh: make(chan struct{}, 1), ready: make(chan struct{})}
+		refresh: make(chan struct{}, 1), ready: make(chan struct{}), sources: map[string]sourceState{}, now: time.Now}
 	if len(cfg.Kafka.Topics) > 1 {
 		s.labelsTopic = cfg.Kafka.Topics[1]
 	}

@@ -85,6 +85,8 @@ type Performance struct {
 
 // Stats are a window's statistics against the reference.
 type Stats struct {
+	// Kind is how the window was bounded (the value of eventsv1.WindowKind); set by the caller.
+	Kind        int32
 	Start, End  int64
 	Predictions int64
 	Versions    map[string]int64

@@ -92,10 +92,10 @@ func feed(s *State, recs []record) {
 	}
 }
 
-// TestDriftReplicasMergeExactly: one replica and three replicas (each with the records of
+// TestStatesMergeExactly: one replica and three replicas (each with the records of
 // its share of partitions, in a different order) produce identical window statistics once
 // the three states are merged.
-func TestDriftReplicasMergeExactly(t *testing.T) {
+func TestStatesMergeExactly(t *testing.T) {
 	t.Parallel()
 	for _, shift := range []float64{0, 0.5} {
 		t.Run("shift="+strconv.FormatFloat(shift, 'g', -1, 64), func(t *testing.T) {

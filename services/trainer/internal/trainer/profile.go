@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"maps"
+	"math"
 
 	"github.com/streaming-mlops/mlops/services/platform/driftstat"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
@@ -24,7 +25,9 @@ func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.
 	}
 	prof.Task = string(t.Spec.Task)
 	prof.Threshold = threshold
+	// JSON has no NaN: metrics undefined on this holdout (AUC without positives) are left out.
 	prof.Holdout = maps.Clone(t.Metrics)
+	maps.DeleteFunc(prof.Holdout, func(_ string, v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) })
 	if len(t.TrainScores) > 0 {
 		alerts := 0
 		for _, s := range t.TrainScores {
