@@ -282,8 +282,17 @@ type DriftEvent struct {
 	// windows_persisted is how many consecutive windows crossed before the
 	// event was raised (the hysteresis).
 	WindowsPersisted int32 `protobuf:"varint,16,opt,name=windows_persisted,json=windowsPersisted,proto3" json:"windows_persisted,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// rollback is true when model_version, promoted within its watch period,
+	// performs worse on live traffic than previous_version, the champion it
+	// replaced, by more than the configured margin. The trainer then moves the
+	// champion alias back to previous_version (audited). retrain is false on
+	// such events.
+	Rollback bool `protobuf:"varint,17,opt,name=rollback,proto3" json:"rollback,omitempty"`
+	// previous_version is the champion model_version replaced; set with
+	// rollback.
+	PreviousVersion string `protobuf:"bytes,18,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DriftEvent) Reset() {
@@ -428,6 +437,20 @@ func (x *DriftEvent) GetWindowsPersisted() int32 {
 	return 0
 }
 
+func (x *DriftEvent) GetRollback() bool {
+	if x != nil {
+		return x.Rollback
+	}
+	return false
+}
+
+func (x *DriftEvent) GetPreviousVersion() string {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return ""
+}
+
 // Window is the span of data a metric was computed over.
 type Window struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -505,7 +528,7 @@ var File_mlops_events_v1_drift_event_proto protoreflect.FileDescriptor
 
 const file_mlops_events_v1_drift_event_proto_rawDesc = "" +
 	"\n" +
-	"!mlops/events/v1/drift_event.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x05\n" +
+	"!mlops/events/v1/drift_event.proto\x12\x0fmlops.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x05\n" +
 	"\n" +
 	"DriftEvent\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x129\n" +
@@ -526,7 +549,9 @@ const file_mlops_events_v1_drift_event_proto_rawDesc = "" +
 	"\aretrain\x18\r \x01(\bR\aretrain\x12\x18\n" +
 	"\amessage\x18\x0e \x01(\tR\amessage\x12=\n" +
 	"\fchange_start\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\vchangeStart\x12+\n" +
-	"\x11windows_persisted\x18\x10 \x01(\x05R\x10windowsPersistedB\n" +
+	"\x11windows_persisted\x18\x10 \x01(\x05R\x10windowsPersisted\x12\x1a\n" +
+	"\brollback\x18\x11 \x01(\bR\brollback\x12)\n" +
+	"\x10previous_version\x18\x12 \x01(\tR\x0fpreviousVersionB\n" +
 	"\n" +
 	"\b_p_value\"\xaf\x01\n" +
 	"\x06Window\x120\n" +
