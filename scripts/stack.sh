@@ -65,8 +65,14 @@ apt_ensure() { # apt_ensure cmd:package... installs the packages whose command i
 }
 
 fetch_common() {
+  # chromium: the drift report's browser test; fonts-liberation makes its screenshots legible.
   apt_ensure curl:curl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless \
-    mvn:maven unzip:unzip kcat:kcat
+    mvn:maven unzip:unzip kcat:kcat chromium:chromium
+  if ! dpkg -s fonts-liberation >/dev/null 2>&1; then
+    local sudo=()
+    [[ $(id -u) == 0 ]] || sudo=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends fonts-liberation >/dev/null
+  fi
 }
 
 # mvn_copy POM OUTDIR: copies POM's runtime dependencies into OUTDIR unless the stamp says that

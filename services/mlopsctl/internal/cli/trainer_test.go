@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/streaming-mlops/mlops/services/mlopsctl/internal/cli"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/service/servicetest"
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
@@ -36,7 +37,8 @@ func startTrainerBinary(t *testing.T) string {
 	grpcAddr, adminAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "-grpc.addr", grpcAddr, "-admin.addr", adminAddr, "-kafka.brokers", brokers, "-mlflow.url", mlflowURL,
-		"-lightgbm.lib", lib, "-admin.token", ctlToken, "-data.sim-rows", "20000", "-data.sim-accounts", "1000",
+		"-lightgbm.lib", lib, "-admin.token", ctlToken,
+		"-data.source", "file", "-data.file", datasetfiletest.Simulate(t, "-n", "20000", "-accounts", "1000", "-warmup", "24h", "-fraud-rate", "0.03"),
 		"-train.num-iterations", "150", "-drift.consume=false")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = &logs, &logs
