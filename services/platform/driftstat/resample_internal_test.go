@@ -152,16 +152,70 @@ func TestNullQuantilesMatchesMaterialisedWindows(t *testing.T) {
 	}
 }
 
-func TestBinIndexIsSearchFloat64s(t *testing.T) {
+func TestCountSortedIntoIsSearchFloat64s(t *testing.T) {
 	t.Parallel()
-	edges := []float64{-1, 0, 0, 2.5, 7}
-	for _, x := range []float64{-5, -1, -0.5, 0, 1e-300, 2.5, 3, 7, 7.0000001, math.Inf(1), math.Inf(-1), math.NaN()} {
-		if got, want := binIndex(edges, x), sort.SearchFloat64s(edges, x); got != want {
-			t.Errorf("binIndex(%g) = %d, sort.SearchFloat64s = %d", x, got, want)
+	xs := []float64{math.Inf(-1), -5, -1, -1, -0.5, 0, 0, 1e-300, 2.5, 3, 7, 7.0000001, math.Inf(1)}
+	for _, edges := range [][]float64{{-1, 0, 0, 2.5, 7}, {}, {100}, {-100}} {
+		want := make([]int64, len(edges)+1)
+		for _, x := range xs {
+			want[sort.SearchFloat64s(edges, x)]++
+		}
+		got := make([]int64, len(edges)+1)
+		got[0] = 99 // overwritten
+		countSortedInto(got, edges, xs)
+		if !slices.Equal(got, want) {
+			t.Errorf("edges %v: countSortedInto = %v, sort.SearchFloat64s gives %v", edges, got, want)
 		}
 	}
-	if got := binIndex(nil, 3); got != 0 {
-		t.Errorf("binIndex(nil, 3) = %d, want 0", got)
+}
+
+func TestNullQuantilesBlocksMatchesMaterialisedWindows(t *testing.T) {
+	t.Parallel()
+	r := newRand(10)
+	values := make([]float64, 5000)
+	for i := range values {
+		// A slow rhythm, as time of day gives, that independent draws would hide.
+		values[i] = math.Sin(float64(i)/300) + 0.3*r.NormFloat64()
+	}
+	edges := []float64{-1, -0.5, 0, 0.5, 1}
+	fractions := make([]float64, len(edges)+1)
+	for _, x := range values {
+		fractions[sort.SearchFloat64s(edges, x)] += 1 / float64(len(values))
+	}
+	var sample []float64
+	for i := 0; i < len(values); i += 3 {
+		sample = append(sample, values[i])
+	}
+	slices.Sort(sample)
+	const window, resamples, q, seed = 400, 50, 0.9, 8
+	psi, ks, js := NullQuantilesBlocks(values, edges, fractions, sample, window, resamples, q, seed)
+
+	rr := newRand(seed)
+	var psis, kss, jss []float64
+	for range resamples {
+		start := rr.IntN(len(values) - window + 1)
+		w := slices.Clone(values[start : start+window])
+		cur := make([]float64, len(edges)+1)
+		for _, x := range w {
+			cur[sort.SearchFloat64s(edges, x)] += 1.0 / window
+		}
+		psis = append(psis, PSI(fractions, cur))
+		jss = append(jss, JSDistance(fractions, cur))
+		slices.Sort(w)
+		kss = append(kss, KSStatistic(w, sample))
+	}
+	for _, c := range []struct {
+		what string
+		got  float64
+		all  []float64
+	}{{"PSI", psi, psis}, {"KS", ks, kss}, {"JS", js, jss}} {
+		slices.Sort(c.all)
+		if want := quantileSorted(c.all, q); math.Abs(c.got-want) > 1e-12 {
+			t.Errorf("%s quantile = %.17g, materialised windows give %.17g", c.what, c.got, want)
+		}
+	}
+	if p, k, j := NullQuantilesBlocks(values, edges, fractions, sample, len(values)+1, 10, q, seed); !math.IsNaN(p) || !math.IsNaN(k) || !math.IsNaN(j) {
+		t.Errorf("window longer than the column: got (%g, %g, %g), want NaNs", p, k, j)
 	}
 }
 
@@ -175,5 +229,38 @@ func TestQuantileSorted(t *testing.T) {
 	}
 	if got := quantileSorted([]float64{5}, 0.3); got != 5 {
 		t.Errorf("quantileSorted([5], 0.3) = %g, want 5", got)
+	}
+}
+
+func TestSortFloatsIsSlicesSort(t *testing.T) {
+	t.Parallel()
+	r := newRand(17)
+	for _, n := range []int{0, 1, 5, radixMinLen - 1, radixMinLen, 1000, 5000} {
+		xs := make([]float64, n)
+		for i := range xs {
+			switch i % 7 {
+			case 0:
+				xs[i] = r.NormFloat64()
+			case 1:
+				xs[i] = -r.ExpFloat64() * 1e300
+			case 2:
+				xs[i] = math.Round(r.NormFloat64()) // ties, ±0
+			case 3:
+				xs[i] = r.NormFloat64() * 1e-310 // subnormal
+			case 4:
+				xs[i] = []float64{math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0}[r.IntN(4)]
+			default:
+				xs[i] = float64(r.IntN(3)) // a few values shared by many
+			}
+		}
+		want := slices.Clone(xs)
+		slices.Sort(want)
+		keys, tmp := make([]uint64, n), make([]uint64, n)
+		sortFloats(xs, keys, tmp)
+		for i := range xs {
+			if xs[i] != want[i] { // −0 == +0
+				t.Fatalf("n=%d: sortFloats[%d] = %g, slices.Sort gives %g", n, i, xs[i], want[i])
+			}
+		}
 	}
 }
