@@ -45,7 +45,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health"))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
 		"es_url", cfg.ESURL, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
-		"label_max_delay", cfg.Writer.LabelMaxDelay)
+		"label_max_delay", cfg.Writer.LabelMaxDelay, "label_pending_max_age", cfg.Writer.PendingMaxAge)
 	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout)
 	if err != nil {
 		return err
@@ -57,5 +57,5 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cancel()
-	return rt.Run(ctx, svc.ConsumerActor())
+	return rt.Run(ctx, svc.ConsumerActor(), svc.PendingExpiryActor())
 }

@@ -30,7 +30,8 @@ type Config struct {
 	// ESTimeout bounds each Elasticsearch request. Default: 30s.
 	ESTimeout time.Duration
 	// Writer says where documents go: index prefix (default predictions), pending-label
-	// index (default predlog-pending-labels), label max delay (default 4320h).
+	// index (default predlog-pending-labels), label max delay (default 4320h), pending-label
+	// max age (default 168h).
 	Writer WriterConfig
 }
 
@@ -49,6 +50,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.Writer.IndexPrefix, "es.index-prefix", "ES_INDEX_PREFIX", "predictions", "prefix of the monthly prediction indices and name of their alias")
 	flagenv.StringVar(fs, getenv, &c.Writer.PendingIndex, "es.pending-index", "ES_PENDING_INDEX", "predlog-pending-labels", "index of labels waiting for their prediction")
 	flagenv.DurationVar(fs, getenv, &c.Writer.LabelMaxDelay, "label.max-delay", "LABEL_MAX_DELAY", 180*24*time.Hour, "latest a label may arrive after its transaction and still find its prediction")
+	flagenv.DurationVar(fs, getenv, &c.Writer.PendingMaxAge, "label.pending-max-age", "LABEL_PENDING_MAX_AGE", DefaultPendingMaxAge, "age (from its event time) after which a label still waiting for its prediction is deleted")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
@@ -75,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.Writer.LabelMaxDelay <= 0 {
 		errs = append(errs, fmt.Errorf("label max delay %v: must be positive", c.Writer.LabelMaxDelay))
+	}
+	if c.Writer.PendingMaxAge <= 0 {
+		errs = append(errs, fmt.Errorf("label pending max age %v: must be positive", c.Writer.PendingMaxAge))
 	}
 	if c.PredictionsTopic == c.LabelsTopic {
 		errs = append(errs, fmt.Errorf("predictions and labels topic are both %q", c.PredictionsTopic))

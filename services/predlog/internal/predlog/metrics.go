@@ -38,6 +38,8 @@ type metrics struct {
 	up prometheus.Gauge
 	// labelsStale counts labels not applied because the document already had a later one.
 	labelsStale prometheus.Counter
+	// pendingExpired counts parked labels deleted for exceeding the pending max age.
+	pendingExpired prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,6 +70,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		labelsStale: f.NewCounter(prometheus.CounterOpts{
 			Name: "mlops_predlog_labels_stale_total",
 			Help: "Labels not applied because the document already carried a label with a later event time.",
+		}),
+		pendingExpired: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_predlog_pending_labels_expired_total",
+			Help: "Labels deleted from the pending-label index because their prediction did not arrive within label.pending-max-age.",
 		}),
 	}
 	for _, r := range []string{"mapping", "invalid", "rejected", "conflict", "server"} {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,6 +43,37 @@ func (s *Server) Setup(ctx context.Context) error {
 		return fmt.Errorf("ensure kafka topics: %w", err)
 	}
 	return nil
+}
+
+// PendingExpiryActor returns the actor that deletes expired pending labels
+// (Writer.ExpirePending) every pendingSweepInterval. A failed sweep is logged and tried
+// again at the next tick; it never stops the service.
+func (s *Server) PendingExpiryActor() run.Actor {
+	interval := pendingSweepInterval(s.w.cfg.PendingMaxAge)
+	return run.Actor{Name: "pending-label-expiry", Run: func(ctx context.Context) error {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			n, err := s.w.ExpirePending(ctx, time.Now())
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.logger.Warn("pending label expiry failed, retrying at the next sweep", "interval", interval, "err", err)
+			case n > 0:
+				s.logger.Warn("pending labels expired without their prediction", "count", n, "max_age", s.w.cfg.PendingMaxAge)
+			}
+		}
+	}}
+}
+
+// pendingSweepInterval is a tenth of the max age, between 1s and 10min: expired labels
+// linger at most that much longer than the max age.
+func pendingSweepInterval(maxAge time.Duration) time.Duration {
+	return min(max(maxAge/10, time.Second), 10*time.Minute)
 }
 
 // ConsumerActor returns the actor consuming the prediction and label topics.

@@ -40,6 +40,13 @@ type WriterConfig struct {
 	// prediction: a label looks for the prediction in the monthly indices from
 	// event_time-LabelMaxDelay to event_time+1d. Default: 4320h (180 days).
 	LabelMaxDelay time.Duration
+	// PendingMaxAge bounds how long a label waits in the pending index for its prediction,
+	// counted from the label's event time (labelled_at): ExpirePending deletes older ones and
+	// counts them in mlops_predlog_pending_labels_expired_total. Their predictions never
+	// arrived (or arrived past label.max-delay), so nothing would ever adopt them. Keep it
+	// above the longest outage of the prediction path you want to absorb (and the retention
+	// of predictions.v1). Default: 168h (7 days).
+	PendingMaxAge time.Duration
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
@@ -52,8 +59,14 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	if c.LabelMaxDelay <= 0 {
 		c.LabelMaxDelay = 180 * 24 * time.Hour
 	}
+	if c.PendingMaxAge <= 0 {
+		c.PendingMaxAge = DefaultPendingMaxAge
+	}
 	return c
 }
+
+// DefaultPendingMaxAge is the default of WriterConfig.PendingMaxAge.
+const DefaultPendingMaxAge = 7 * 24 * time.Hour
 
 // labelClockSkew is how far after a label's event time its prediction's event time may lie.
 const labelClockSkew = 24 * time.Hour
@@ -572,4 +585,79 @@ func (w *Writer) handleLabels(ctx context.Context, msgs []kafka.Message) ([]kafk
 		}
 	}
 	return prefixResults(res), nil
+}
+
+// expireBatch is how many expired pending labels ExpirePending deletes per bulk request.
+const expireBatch = 500
+
+// ExpirePending deletes the parked labels whose event time (labelled_at) is more than
+// PendingMaxAge before now, counts them in mlops_predlog_pending_labels_expired_total and
+// returns how many it deleted. Only labels visible to search are considered (parked more than
+// the index's refresh interval ago). It searches and deletes in batches, each delete
+// conditional on the sequence number it saw (the jar-based local Elasticsearch has no
+// _delete_by_query), so a label re-parked or adopted by its prediction meanwhile is left to
+// that writer. A missing pending index is not an error.
+func (w *Writer) ExpirePending(ctx context.Context, now time.Time) (int, error) {
+	cutoff := timeString(now.Add(-w.cfg.PendingMaxAge))
+	query, err := json.Marshal(map[string]any{
+		"size":                expireBatch,
+		"_source":             false,
+		"seq_no_primary_term": true,
+		"sort":                []any{map[string]any{fieldLabelledAt: "asc"}},
+		"query":               map[string]any{"range": map[string]any{fieldLabelledAt: map[string]any{"lt": cutoff}}},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("encode pending expiry query: %w", err)
+	}
+	path := "/" + w.cfg.PendingIndex + "/_search?ignore_unavailable=true&allow_no_indices=true"
+	deleted := 0
+	for {
+		body, err := w.es.Do(ctx, http.MethodPost, path, query)
+		w.observeUp(err)
+		if err != nil {
+			return deleted, fmt.Errorf("search pending labels older than %s: %w", cutoff, err)
+		}
+		var res struct {
+			Hits struct {
+				Hits []struct {
+					ID          string `json:"_id"`
+					SeqNo       int64  `json:"_seq_no"`
+					PrimaryTerm int64  `json:"_primary_term"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			return deleted, fmt.Errorf("decode pending label search: %w", err)
+		}
+		hits := res.Hits.Hits
+		if len(hits) == 0 {
+			return deleted, nil
+		}
+		ops := make([]esbulk.Op, len(hits))
+		for i, h := range hits {
+			ops[i] = esbulk.Op{Action: esbulk.ActionDelete, Index: w.cfg.PendingIndex, ID: h.ID, IfSeqNo: h.SeqNo, IfPrimaryTerm: h.PrimaryTerm}
+		}
+		items, err := w.bulk(ctx, ops)
+		if err != nil {
+			return deleted, fmt.Errorf("delete expired pending labels: %w", err)
+		}
+		n := 0
+		for _, it := range items {
+			// 404: adopted meanwhile; 409: a newer label was parked since. Both stay with
+			// their writer.
+			if it.OK() {
+				n++
+			}
+		}
+		deleted += n
+		w.m.pendingExpired.Add(float64(n))
+		if len(hits) < expireBatch || n == 0 {
+			return deleted, nil
+		}
+		// A full batch: there may be more. Deleted documents leave search results only
+		// after a refresh.
+		if err := w.es.Refresh(ctx, w.cfg.PendingIndex); err != nil {
+			return deleted, fmt.Errorf("refresh pending index: %w", err)
+		}
+	}
 }
