@@ -29,6 +29,9 @@ const maxCASAttempts = 5
 type item struct {
 	tx *eventsv1.Transaction
 	in featurespec.Input
+	// shop marks a shop event (commerce set): it gets the purchase vector, computed
+	// statelessly, and never touches the account's fraud state.
+	shop bool
 	// traceparent and tracestate to put into a newly computed vector.
 	traceparent, tracestate string
 
@@ -51,6 +54,12 @@ type account struct {
 // in a second round trip (compare-and-set per account) and returns one FeatureVector record
 // per transaction for the output topic, keyed by account id, with the input's trace context.
 //
+// A shop event (commerce set, IsShopEvent) gets the purchase vector instead (spec
+// purchase-v1, PurchaseVector): stateless, so it needs no Redis, and it is not folded into
+// the account's fraud state (fraud training never saw shop sessions). It is not fraud-scored:
+// the payment of a purchase comes through the gateway as a transaction of its own. A replay
+// computes the same values with the same event id.
+//
 // Undecodable and invalid transactions fail permanently (dead-letter reasons decode and
 // validation), as do the transactions of an account whose stored state cannot be decoded
 // (reason permanent; an operator must repair the key). Redis being unreachable is a
@@ -68,6 +77,13 @@ func (s *Server) HandleBatch(ctx context.Context, msgs []kafka.Message) ([]kafka
 			continue
 		}
 		items[i] = it
+		if it.shop {
+			s.purchaseValue(it)
+			if it.err != nil {
+				s.m.invalid.Inc()
+			}
+			continue
+		}
 		valid = append(valid, it)
 	}
 	if err := s.apply(ctx, valid); err != nil {
@@ -111,11 +127,14 @@ func decodeRecord(m *kafka.Message) (*item, error) {
 	if err := proto.Unmarshal(m.Value, tx); err != nil {
 		return nil, kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("decode Transaction at offset %d: %w", m.Offset, err))
 	}
-	in, err := InputFromTransaction(tx)
-	if err != nil {
-		return nil, kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
+	it := &item{tx: tx, shop: IsShopEvent(tx)}
+	if !it.shop {
+		in, err := InputFromTransaction(tx)
+		if err != nil {
+			return nil, kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
+		}
+		it.in = in
 	}
-	it := &item{tx: tx, in: in}
 	if tp, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTraceparent); ok && kafkaio.ValidTraceparent(tp) {
 		it.traceparent = string(tp)
 		if ts, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTracestate); ok {
@@ -252,16 +271,40 @@ func earlier(items []*item, tx string) *item {
 	return nil
 }
 
-// vector builds the FeatureVector of it with values (copied).
+// purchaseValue computes the purchase vector of the shop event it and sets it.value, or
+// it.err (permanent, reason validation) when the event cannot be converted.
+func (s *Server) purchaseValue(it *item) {
+	out := make([]float64, featurespec.PurchaseLen)
+	start := time.Now()
+	err := PurchaseVector(it.tx, out)
+	s.m.compute.Observe(time.Since(start).Seconds())
+	if err != nil {
+		it.err = kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
+		return
+	}
+	it.value, it.err = s.encodeVector(it, out, s.now())
+}
+
+// vector builds the FeatureVector of it with values (copied): the fraud spec's, or the
+// purchase spec's for a shop event. A shop event's vector id is derived from its transaction
+// id, so a replay (which recomputes it) publishes the same id.
 func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.FeatureVector {
+	sp := &s.fraud
+	id := ""
+	if it.shop {
+		sp = &s.purchase
+		id = eventid.Derived("features", []byte(it.tx.GetTransactionId()), []byte(sp.fingerprint))
+	} else {
+		id = eventid.New()
+	}
 	fv := &eventsv1.FeatureVector{
-		EventId:         eventid.New(),
+		EventId:         id,
 		EventTime:       it.tx.GetEventTime(),
 		TransactionId:   it.tx.GetTransactionId(),
 		AccountId:       it.tx.GetAccountId(),
-		SpecName:        s.spec.Name,
-		SpecVersion:     s.specVersion,
-		SpecFingerprint: s.specFingerprint,
+		SpecName:        sp.spec.Name,
+		SpecVersion:     sp.version,
+		SpecFingerprint: sp.fingerprint,
 		Values:          append([]float64(nil), values...),
 		ComputedAt:      timestamppb.New(now),
 		Amount:          it.tx.GetAmount(),

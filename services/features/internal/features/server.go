@@ -34,16 +34,26 @@ import (
 // FeatureService. It is safe for concurrent use.
 type Server struct {
 	featuresv1.UnimplementedFeatureServiceServer
-	cfg         Config
-	logger      *slog.Logger
-	store       *store.Store
+	cfg    Config
+	logger *slog.Logger
+	store  *store.Store
+	// fraud is the spec of payments, purchase the spec of shop events (IsShopEvent).
+	fraud, purchase servedSpec
+	// specProto is the fraud spec, what GetFeatureSpec returns.
+	specProto *featuresv1.FeatureSpec
+	m         *metrics
+	now       func() time.Time
+}
+
+// servedSpec is a spec with its version and fingerprint as written into vectors.
+type servedSpec struct {
 	spec        featurespec.Spec
-	specVersion string
-	// specFingerprint is spec.Fingerprint(), computed once.
-	specFingerprint string
-	specProto       *featuresv1.FeatureSpec
-	m               *metrics
-	now             func() time.Time
+	version     string
+	fingerprint string
+}
+
+func newServedSpec(s featurespec.Spec) servedSpec {
+	return servedSpec{spec: s, version: strconv.Itoa(s.Version), fingerprint: s.Fingerprint()}
 }
 
 // New returns the features server on the Redis client rdb (which the caller closes after the
@@ -52,16 +62,15 @@ type Server struct {
 func New(cfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	spec := featurespec.Fraud()
 	s := &Server{
-		cfg:             cfg,
-		logger:          logger,
-		store:           store.New(rdb, store.Options{Prefix: cfg.RedisPrefix, Window: cfg.ReplayWindow, TTL: cfg.StateTTL}, reg),
-		spec:            spec,
-		specVersion:     strconv.Itoa(spec.Version),
-		specFingerprint: spec.Fingerprint(),
-		m:               newMetrics(reg),
-		now:             time.Now,
+		cfg:      cfg,
+		logger:   logger,
+		store:    store.New(rdb, store.Options{Prefix: cfg.RedisPrefix, Window: cfg.ReplayWindow, TTL: cfg.StateTTL}, reg),
+		fraud:    newServedSpec(spec),
+		purchase: newServedSpec(featurespec.Purchase()),
+		m:        newMetrics(reg),
+		now:      time.Now,
 	}
-	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.specVersion, Fingerprint: s.specFingerprint}
+	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.fraud.version, Fingerprint: s.fraud.fingerprint}
 	for _, f := range spec.Features {
 		s.specProto.Features = append(s.specProto.Features, &featuresv1.Feature{Name: f.Name, Description: f.Description})
 	}
@@ -95,6 +104,9 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featuresv1.GetOnlin
 	if tx == nil {
 		return nil, status.Error(codes.InvalidArgument, "transaction is required")
 	}
+	if IsShopEvent(tx) {
+		return s.purchaseOnline(ctx, tx, req.GetIncludeNames())
+	}
 	in, err := InputFromTransaction(tx)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -111,7 +123,26 @@ func (s *Server) GetOnlineFeatures(ctx context.Context, req *featuresv1.GetOnlin
 		return nil, err
 	}
 	if req.GetIncludeNames() {
-		fv.Names = s.spec.Names()
+		fv.Names = s.fraud.spec.Names()
+	}
+	return &featuresv1.GetOnlineFeaturesResponse{Vector: fv}, nil
+}
+
+// purchaseOnline answers GetOnlineFeatures for a shop event: its purchase vector, computed
+// statelessly (record makes no difference).
+func (s *Server) purchaseOnline(ctx context.Context, tx *eventsv1.Transaction, names bool) (*featuresv1.GetOnlineFeaturesResponse, error) {
+	it := &item{tx: tx, shop: true}
+	it.traceparent, it.tracestate = traceFromMetadata(ctx)
+	out := make([]float64, featurespec.PurchaseLen)
+	start := time.Now()
+	err := PurchaseVector(tx, out)
+	s.m.compute.Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	fv := s.vector(it, out, s.now())
+	if names {
+		fv.Names = s.purchase.spec.Names()
 	}
 	return &featuresv1.GetOnlineFeaturesResponse{Vector: fv}, nil
 }
