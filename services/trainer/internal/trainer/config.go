@@ -47,6 +47,27 @@ type Config struct {
 	// PromotionMargin is how much the challenger must beat the champion by on the primary
 	// metric (AUC up for binary, MSE down for regression). Default: 0.001.
 	PromotionMargin float64
+	// PromotionResamples is the number of paired bootstrap resamples of the promotion
+	// decision. Default: 1000.
+	PromotionResamples int
+	// PromotionConfidence is the confidence of the bootstrap interval whose lower bound must
+	// clear PromotionMargin. Default: 0.95.
+	PromotionConfidence float64
+	// MinLabelledRows is the fewest labelled rows a training run accepts (-data.min-rows, every
+	// data source); fewer records a skipped run and fails with FAILED_PRECONDITION. Default: 1000.
+	MinLabelledRows int
+	// MinPositives is the fewest positive labels (binary tasks) a training run accepts, like
+	// MinLabelledRows. Default: 30.
+	MinPositives int
+	// PreChange widens the training window of a drift-triggered retrain before the event's
+	// change_start: rows from change_start − PreChange on are read. Default: 0.
+	PreChange time.Duration
+	// LeaseOwner names this replica in the retraining lease tag on the registered model.
+	// Default: "<hostname>-<pid>-<random>", chosen in New.
+	LeaseOwner string
+	// LeaseSettle is how long the trainer waits after writing the lease tag before reading it
+	// back to detect a concurrent taker (MLflow has no compare-and-set). Default: 300ms.
+	LeaseSettle time.Duration
 	// EarlyStoppingRounds stops boosting when the validation metric has not improved for
 	// this many rounds. Default: 30.
 	EarlyStoppingRounds int
@@ -96,6 +117,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.IntVar(fs, getenv, &c.AlarmWindow, "drift.window", "DRIFT_WINDOW", profile.DefaultAlarmWindow, "drift window size (predictions) the reference profile's alarm thresholds are calibrated at")
 	flagenv.Float64Var(fs, getenv, &c.ReviewCost, "cost.review", "COST_REVIEW", 5, "cost of one false alarm (manual review)")
 	flagenv.Float64Var(fs, getenv, &c.PromotionMargin, "promotion.margin", "PROMOTION_MARGIN", 0.001, "margin by which a challenger must beat the champion on the primary metric")
+	flagenv.IntVar(fs, getenv, &c.PromotionResamples, "promotion.resamples", "PROMOTION_RESAMPLES", 1000, "paired bootstrap resamples of the promotion decision")
+	flagenv.Float64Var(fs, getenv, &c.PromotionConfidence, "promotion.confidence", "PROMOTION_CONFIDENCE", 0.95, "confidence of the bootstrap interval of the challenger's improvement; its lower bound must exceed -promotion.margin")
+	flagenv.IntVar(fs, getenv, &c.MinPositives, "data.min-positives", "DATA_MIN_POSITIVES", 30, "fewest positive labels (binary) a retrain accepts; fewer record a skipped run and fail it with FAILED_PRECONDITION")
+	flagenv.DurationVar(fs, getenv, &c.PreChange, "drift.pre-change", "DRIFT_PRE_CHANGE", 0, "drift-triggered retrains read rows from the event's change_start minus this span")
+	flagenv.StringVar(fs, getenv, &c.LeaseOwner, "lease.owner", "LEASE_OWNER", "", "name of this replica in the retraining lease (default: hostname-pid-random)")
+	flagenv.DurationVar(fs, getenv, &c.LeaseSettle, "lease.settle", "LEASE_SETTLE", 300*time.Millisecond, "wait between writing the retraining lease tag and reading it back")
 	flagenv.IntVar(fs, getenv, &c.EarlyStoppingRounds, "train.early-stopping", "TRAIN_EARLY_STOPPING", 30, "early stopping rounds on the validation set")
 	flagenv.IntVar(fs, getenv, &c.NumIterations, "train.num-iterations", "TRAIN_NUM_ITERATIONS", 500, "default maximum boosting rounds")
 	flagenv.StringVar(fs, getenv, &c.DataSource, "data.source", "DATA_SOURCE", DataSourceES, "training data source: es (logged predictions with joined labels in Elasticsearch) or file (dataset files, -data.file)")
@@ -105,7 +132,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.ES.Timeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
 	flagenv.IntVar(fs, getenv, &c.ES.PageSize, "es.page-size", "ES_PAGE_SIZE", 5000, "documents per Elasticsearch search page")
 	flagenv.DurationVar(fs, getenv, &c.ES.Lookback, "data.lookback", "DATA_LOOKBACK", 30*24*time.Hour, "event-time window read when a retrain gives no data_from (data.source=es)")
-	flagenv.IntVar(fs, getenv, &c.ES.MinRows, "data.min-rows", "DATA_MIN_ROWS", 1000, "fewest labelled rows a retrain accepts; fewer fail it with FAILED_PRECONDITION (data.source=es)")
+	flagenv.IntVar(fs, getenv, &c.ES.MinRows, "data.min-rows", "DATA_MIN_ROWS", 1000, "fewest labelled rows a retrain accepts (every data source); fewer record a skipped run and fail it with FAILED_PRECONDITION")
 	flagenv.IntVar(fs, getenv, &c.ES.MaxRows, "data.max-rows", "DATA_MAX_ROWS", 2000000, "most rows read, newest kept, when the request's max_rows is 0 or larger (data.source=es)")
 	flagenv.StringVar(fs, getenv, &c.DriftTopic, "topic.drift", "TOPIC_DRIFT", topics.DriftEvents, "topic of drift events")
 	flagenv.StringVar(fs, getenv, &c.ModelEventsTopic, "topic.model-events", "TOPIC_MODEL_EVENTS", topics.ModelEvents, "topic of model events (also the audit log)")
@@ -116,6 +143,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
+	c.MinLabelledRows = c.ES.MinRows
 	if len(c.Kafka.Topics) == 0 {
 		c.Kafka.Topics = []string{c.DriftTopic}
 	}
@@ -142,6 +170,24 @@ func (c Config) Validate() error {
 	}
 	if c.PromotionMargin < 0 {
 		errs = append(errs, fmt.Errorf("promotion margin %v must be >= 0", c.PromotionMargin))
+	}
+	if c.PromotionResamples < 100 {
+		errs = append(errs, fmt.Errorf("promotion resamples %d must be >= 100", c.PromotionResamples))
+	}
+	if c.PromotionConfidence <= 0.5 || c.PromotionConfidence >= 1 {
+		errs = append(errs, fmt.Errorf("promotion confidence %v must be in (0.5, 1)", c.PromotionConfidence))
+	}
+	if c.MinLabelledRows < minRows && c.DataSource != DataSourceES { // ES.Validate says it for es
+		errs = append(errs, fmt.Errorf("data min rows %d must be >= %d", c.MinLabelledRows, minRows))
+	}
+	if c.MinPositives < 1 {
+		errs = append(errs, fmt.Errorf("data min positives %d must be >= 1", c.MinPositives))
+	}
+	if c.PreChange < 0 {
+		errs = append(errs, fmt.Errorf("drift pre-change span %v must be >= 0", c.PreChange))
+	}
+	if c.LeaseSettle < 0 || c.LeaseSettle > time.Minute {
+		errs = append(errs, fmt.Errorf("lease settle %v must be in [0, 1m]", c.LeaseSettle))
 	}
 	if c.EarlyStoppingRounds < 0 {
 		errs = append(errs, fmt.Errorf("early stopping rounds %d must be >= 0", c.EarlyStoppingRounds))

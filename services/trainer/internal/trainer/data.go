@@ -82,6 +82,43 @@ func NewDataSource(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (
 // ErrNoData means the query selected too few rows to train on.
 var ErrNoData = errors.New("not enough training data")
 
+// NotEnoughDataError says the selected labelled rows are fewer than a training run needs
+// (Config.MinLabelledRows, Config.MinPositives). It matches ErrNoData.
+type NotEnoughDataError struct {
+	// Rows and Positives are what the query selected (Positives: binary tasks only).
+	Rows, Positives int
+	// MinRows and MinPositives are the minimums; MinPositives is 0 for regression.
+	MinRows, MinPositives int
+	// Detail says where the rows came from, e.g. the index and window.
+	Detail string
+}
+
+// Error reads "not enough labelled data: 450 rows (need 1000), 12 positives (need 30); ...".
+func (e *NotEnoughDataError) Error() string {
+	msg := fmt.Sprintf("not enough labelled data: %d rows (need %d)", e.Rows, e.MinRows)
+	if e.MinPositives > 0 {
+		msg += fmt.Sprintf(", %d positives (need %d)", e.Positives, e.MinPositives)
+	}
+	if e.Detail != "" {
+		msg += "; " + e.Detail
+	}
+	return msg
+}
+
+// Is matches ErrNoData.
+func (e *NotEnoughDataError) Is(target error) bool { return target == ErrNoData }
+
+// Positives counts the rows labelled 1.
+func (d *Dataset) Positives() int {
+	n := 0
+	for _, y := range d.Y {
+		if y == 1 {
+			n++
+		}
+	}
+	return n
+}
+
 // FileSource reads training sets from dataset files (see datasetfile): one file per use
 // case, the one whose spec is the query's. The files are read on every Load, so they can be
 // replaced between retrains.

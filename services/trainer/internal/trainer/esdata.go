@@ -285,8 +285,15 @@ func (s *ESSource) Load(ctx context.Context, q DataQuery) (_ *Dataset, err error
 	}
 	s.count(st)
 	if len(y) < s.cfg.MinRows {
-		return nil, fmt.Errorf("%w: %d labelled %s documents in elasticsearch index %q for %s (%d skipped for another feature spec, %d invalid), need at least %d (-data.min-rows)",
-			ErrNoData, len(y), q.Spec.ID(), s.cfg.Index, window, st.specMismatch, st.invalid, s.cfg.MinRows)
+		pos := 0
+		for _, v := range y {
+			if v == 1 {
+				pos++
+			}
+		}
+		return nil, &NotEnoughDataError{Rows: len(y), Positives: pos, MinRows: s.cfg.MinRows,
+			Detail: fmt.Sprintf("%d labelled %s documents in elasticsearch index %q for %s (%d skipped for another feature spec, %d invalid), need at least %d (-data.min-rows)",
+				len(y), q.Spec.ID(), s.cfg.Index, window, st.specMismatch, st.invalid, s.cfg.MinRows)}
 	}
 	reverseRows(x, w)
 	slices.Reverse(y)

@@ -491,7 +491,10 @@ func TestDataSourceConfig(t *testing.T) {
 		{name: "bad elasticsearch settings", args: []string{"-data.source", "es", "-es.url", "es:9200", "-es.index", "a,b",
 			"-data.min-rows", "10", "-data.lookback", "0s", "-es.page-size", "20000"},
 			wantErr: []string{"http(s) URL", "index", "min rows 10", "lookback", "page size"}},
-		{name: "elasticsearch settings ignored for files", args: []string{"-data.source", "file", "-data.file", "a.csv", "-es.url", "nonsense", "-data.min-rows", "1"}, want: "trainer.FileSource"},
+		{name: "elasticsearch settings ignored for files", args: []string{"-data.source", "file", "-data.file", "a.csv", "-es.url", "nonsense"}, want: "trainer.FileSource"},
+		// The minimum of labelled rows applies to every source.
+		{name: "min rows checked for files too", args: []string{"-data.source", "file", "-data.file", "a.csv", "-data.min-rows", "1", "-data.min-positives", "0"},
+			wantErr: []string{"min rows 1", "min positives 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

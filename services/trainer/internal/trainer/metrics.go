@@ -12,6 +12,9 @@ type metrics struct {
 	duration     prometheus.Histogram
 	aliasChanges *prometheus.CounterVec
 	driftEvents  *prometheus.CounterVec
+	skipped      *prometheus.CounterVec
+	leases       *prometheus.CounterVec
+	bootstrap    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		retrains: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlops_trainer_retrains_total",
-			Help: "Training runs by trigger (manual|drift) and outcome (promoted|rejected|registered|aborted|invalid|error).",
+			Help: "Training runs by trigger (manual|drift) and outcome (promoted|rejected|registered|skipped|aborted|invalid|error).",
 		}, []string{"trigger", "outcome"}),
 		duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mlops_trainer_retrain_duration_seconds",
@@ -36,7 +39,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"type", "outcome"}),
 		driftEvents: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlops_trainer_drift_events_total",
-			Help: "Drift events consumed by action (retrained|cooldown|informational|busy|failed|invalid).",
+			Help: "Drift events consumed by action (retrained|cooldown|informational|busy|skipped|failed|invalid|rolled_back|rollback_stale|rollback_failed).",
 		}, []string{"action"}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_trainer_runs_skipped_total",
+			Help: "Retrains decided against before training, by reason (not_enough_data); each is recorded as a skipped MLflow run and a REJECTED model event.",
+		}, []string{"reason"}),
+		leases: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_trainer_retrain_leases_total",
+			Help: "Retraining lease outcomes (acquired|taken_over|lost_race|lost).",
+		}, []string{"outcome"}),
+		bootstrap: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mlops_trainer_promotion_bootstrap_seconds",
+			Help:    "Wall time of the paired bootstrap of a promotion decision.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}),
 	}
 }

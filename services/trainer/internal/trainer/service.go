@@ -47,7 +47,13 @@ const (
 	tagActor       = "mlops.actor"
 	tagReason      = "mlops.reason"
 	tagDriftEvent  = "mlops.drift_event_id"
-	championPrefix = "champion_"
+	// tagDecision is promoted, rejected, registered (skip_promotion) or skipped (no run for
+	// lack of data); tagDecisionReason the policy's reason with its numbers.
+	tagDecision       = "mlops.decision"
+	tagDecisionReason = "mlops.decision_reason"
+	tagSkipped        = "mlops.skipped"
+	tagSkipReason     = "mlops.skip_reason"
+	championPrefix    = "champion_"
 )
 
 // Deps are the trainer's collaborators.
@@ -72,20 +78,23 @@ type Server struct {
 	logger *slog.Logger
 	m      *metrics
 	now    func() time.Time
+	// owner names this server in the retraining lease (Config.LeaseOwner).
+	owner string
 
-	mu        sync.Mutex
-	training  map[string]bool        // models with a run in progress
-	aliasMu   map[string]*sync.Mutex // serialises alias changes per model
-	known     map[string]bool        // models trained by this process (for ListModels)
-	lastDrift map[string]time.Time   // last drift-triggered retrain per model
+	mu       sync.Mutex
+	training map[string]bool        // models with a run in progress
+	aliasMu  map[string]*sync.Mutex // serialises alias changes per model
+	known    map[string]bool        // models trained by this process (for ListModels)
 }
 
-// New returns the trainer server.
+// New returns the trainer server. Two servers (replicas, or a restarted process) share the
+// retraining lease and the drift cooldown through tags on the registered model in MLflow.
 func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	return &Server{
 		cfg: cfg, deps: deps, logger: logger, m: newMetrics(reg), now: time.Now,
+		owner:    cmp.Or(cfg.LeaseOwner, defaultLeaseOwner()),
 		store:    &modelstore.Store{Client: deps.MLflow, Logger: logger},
-		training: map[string]bool{}, aliasMu: map[string]*sync.Mutex{}, known: map[string]bool{}, lastDrift: map[string]time.Time{},
+		training: map[string]bool{}, aliasMu: map[string]*sync.Mutex{}, known: map[string]bool{},
 	}
 }
 
@@ -135,12 +144,35 @@ func (s *Server) lockAlias(model string) func() {
 // RetrainOutcome is a finished run.
 type RetrainOutcome = trainerv1.RetrainResponse
 
+// RunOptions say why a run happens and which rows it reads.
+type RunOptions struct {
+	// Trigger labels metrics: "manual" or "drift".
+	Trigger string
+	// ChangeStart is the drift event's change_start; when set (and the request has no
+	// data_from) the run reads rows from ChangeStart − Config.PreChange on.
+	ChangeStart time.Time
+}
+
+// promotionSeed seeds the promotion bootstrap, so a decision can be recomputed exactly.
+const promotionSeed = 1
+
 // Train runs one training run for req and reports progress (progress may be nil). It
-// fails with ErrRetrainRunning when a run for the model is in progress.
-func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigger string, progress func(Progress)) (_ *RetrainOutcome, err error) {
+// fails with ErrRetrainRunning when a run for the model is in progress here or on another
+// replica (the lease on the registered model).
+func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigger string, progress func(Progress)) (*RetrainOutcome, error) {
+	return s.TrainWith(ctx, req, RunOptions{Trigger: trigger}, progress)
+}
+
+// TrainWith is Train with run options. The steps: check the request, take the lease, read
+// the data (too little: a skipped run is recorded and ErrNoData returned), split by time,
+// fit, score the champion on the same holdout rows after its own training data, decide by
+// the paired bootstrap interval, log and register, publish the decision, promote. Only a
+// run that registered a version records the retrain time that starts the drift cooldown.
+func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, opts RunOptions, progress func(Progress)) (_ *RetrainOutcome, err error) {
 	if progress == nil {
 		progress = func(Progress) {}
 	}
+	trigger := opts.Trigger
 	model := s.modelName(req.GetModelName())
 	outcome := "error"
 	defer func() {
@@ -164,11 +196,25 @@ func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigg
 		return nil, err
 	}
 	q := DataQuery{Spec: spec, MaxRows: int(req.GetMaxRows())}
-	if req.GetDataFrom() != nil {
+	window := map[string]string{"window_origin": "lookback", "window_from": "", "window_to": "", "change_start": "", "pre_change": ""}
+	switch {
+	case req.GetDataFrom() != nil:
 		q.From = req.GetDataFrom().AsTime()
+		window["window_origin"] = "request"
+	case !opts.ChangeStart.IsZero():
+		q.From = opts.ChangeStart.Add(-s.cfg.PreChange)
+		window["window_origin"] = "change_start"
+		window["change_start"] = opts.ChangeStart.UTC().Format(time.RFC3339Nano)
+		window["pre_change"] = s.cfg.PreChange.String()
 	}
 	if req.GetDataTo() != nil {
 		q.To = req.GetDataTo().AsTime()
+		window["window_to"] = q.To.UTC().Format(time.RFC3339Nano)
+	}
+	if !q.From.IsZero() {
+		window["window_from"] = q.From.UTC().Format(time.RFC3339Nano)
+	} else if s.cfg.DataSource == DataSourceES {
+		window["window_from"] = "now-" + s.cfg.ES.Lookback.String()
 	}
 	if req.GetMaxRows() < 0 || (!q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To)) {
 		return nil, fmt.Errorf("%w: max_rows must be >= 0 and data_from before data_to", ErrInvalidRequest)
@@ -187,20 +233,39 @@ func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigg
 		delete(s.training, model)
 		s.mu.Unlock()
 	}()
+	ctx, held, err := s.acquireLease(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	completed := false
+	defer func() { held.release(ctx, completed) }()
 
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetrainTimeout)
 	defer cancel()
 	start := s.now()
 	logger := s.logger.With("model", model, "actor", req.GetActor(), "trigger", trigger)
-	logger.Info("retrain started", "reason", req.GetReason())
+	logger.Info("retrain started", "reason", req.GetReason(), "window_from", window["window_from"], "window_origin", window["window_origin"])
 
 	progress(Progress{Stage: "data", Message: "loading training data"})
 	ds, err := s.deps.Data.Load(ctx, q)
-	if err != nil {
+	var short *NotEnoughDataError
+	switch {
+	case errors.As(err, &short):
+	case errors.Is(err, ErrNoData):
+		short = &NotEnoughDataError{MinRows: s.cfg.MinLabelledRows, Detail: err.Error()}
+	case err != nil:
 		return nil, fmt.Errorf("load training data: %w", err)
+	default:
+		short = &NotEnoughDataError{Rows: ds.Rows(), Positives: ds.Positives(), MinRows: s.cfg.MinLabelledRows, Detail: ds.Source}
 	}
-	if ds.Rows() < minRows {
-		return nil, fmt.Errorf("%w: %d rows selected, need at least %d", ErrNoData, ds.Rows(), minRows)
+	if spec.Task == featurespec.TaskBinary {
+		short.MinPositives = s.cfg.MinPositives
+	}
+	short.MinRows = max(short.MinRows, s.cfg.MinLabelledRows, minRows)
+	if err != nil || short.Rows < short.MinRows || short.Positives < short.MinPositives {
+		s.recordSkip(ctx, logger, model, spec, req, short, window)
+		outcome = "skipped"
+		return nil, short
 	}
 	split, err := SplitByTime(ds, TrainFraction, ValidFraction)
 	if err != nil {
@@ -213,26 +278,50 @@ func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigg
 		return nil, err
 	}
 
-	// The champion, scored on the same holdout.
-	champVersion, champMetrics, champNote, err := s.evaluateChampion(ctx, model, spec, split.Holdout, ev)
+	// The champion, scored on the same holdout rows, after its own training data.
+	progress(Progress{Stage: "evaluate", Message: "scoring the champion on the same holdout"})
+	champ, err := s.evaluateChampion(ctx, model, spec, split.Holdout, ev)
 	if err != nil {
 		return nil, err
 	}
-	decision := Decide(spec.Task, trained.Metrics, champMetrics, champVersion != "", s.cfg.PromotionMargin)
-	if champNote != "" {
-		decision.Reason = champNote + "; " + decision.Reason
+	var comparison Comparison
+	if champ.Version != "" {
+		challengerScores := make([]float64, len(champ.Rows))
+		for k, i := range champ.Rows {
+			challengerScores[k] = trained.HoldoutScores[i]
+		}
+		bstart := time.Now()
+		comparison = Compare(spec.Task, champ.Scores, challengerScores, champ.Holdout.Y, s.cfg.PromotionResamples, s.cfg.PromotionConfidence, promotionSeed)
+		s.m.bootstrap.Observe(time.Since(bstart).Seconds())
+	}
+	decision := Decide(spec.Task, trained.Metrics, champ.Version != "", comparison, s.cfg.PromotionMargin)
+	if champ.Note != "" {
+		decision.Reason = champ.Note + "; " + decision.Reason
 	}
 	if req.GetSkipPromotion() {
-		decision = Decision{Reason: "skip_promotion requested; " + decision.Reason}
+		decision.Promote = false
+		decision.Reason = "skip_promotion requested; " + decision.Reason
 	}
+	extra := maps.Clone(window)
+	extra["train_to"] = time.Unix(0, split.Valid.EventTimes[split.Valid.Rows()-1]).UTC().Format(time.RFC3339Nano)
+	extra["holdout_from"] = time.Unix(0, split.Holdout.EventTimes[0]).UTC().Format(time.RFC3339Nano)
+	extra["labelled_rows"] = strconv.Itoa(ds.Rows())
+	extra["positives"] = strconv.Itoa(ds.Positives())
+	extra["comparison_rows"] = strconv.Itoa(comparison.Rows)
+	extra["comparison_note"] = champ.Note
+	extra["champion_train_to"] = champ.TrainEnd
+	extra["promotion_resamples"] = strconv.Itoa(s.cfg.PromotionResamples)
+	extra["promotion_confidence"] = strconv.FormatFloat(s.cfg.PromotionConfidence, 'g', -1, 64)
+	extra["promotion_seed"] = strconv.Itoa(promotionSeed)
+	extra["decision_reason"] = truncate(decision.Reason, 6000)
 
 	progress(Progress{Stage: "log", Message: "logging the run to mlflow"})
-	run, mv, source, err := s.logRun(ctx, model, req, trained, ds.Source, champVersion, champMetrics, decision, start)
+	run, mv, source, err := s.logRun(ctx, model, req, trained, ds.Source, champ.Version, champ.Metrics, decision, start, extra)
 	if err != nil {
 		return nil, err
 	}
 	resp := &trainerv1.RetrainResponse{
-		ModelName: model, RunId: run.ID, ModelVersion: mv.Version, Metrics: trained.Metrics, ChampionMetrics: champMetrics,
+		ModelName: model, RunId: run.ID, ModelVersion: mv.Version, Metrics: trained.Metrics, ChampionMetrics: champ.Metrics,
 		Decision: decision.Reason, TrainingRows: int64(split.Train.Rows()), BestIteration: int32(trained.BestIteration), SourceUri: source,
 	}
 	s.publishBestEffort(ctx, logger, &eventsv1.ModelEvent{
@@ -254,13 +343,16 @@ func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigg
 		if req.GetSkipPromotion() {
 			outcome = "registered"
 		}
+		metrics := maps.Clone(trained.Metrics)
+		maps.Copy(metrics, decision.Metrics)
 		s.publishBestEffort(ctx, logger, &eventsv1.ModelEvent{
-			Type: eventsv1.ModelEventType_MODEL_EVENT_TYPE_REJECTED, ModelName: model, FromVersion: champVersion, ToVersion: mv.Version,
+			Type: eventsv1.ModelEventType_MODEL_EVENT_TYPE_REJECTED, ModelName: model, FromVersion: champ.Version, ToVersion: mv.Version,
 			Actor: req.GetActor(), Reason: decision.Reason, Sha256: modelstore.SHA256Hex(trained.ModelText),
 			FeatureSpecName: spec.Name, FeatureSpecVersion: strconv.Itoa(spec.Version), SourceUri: source, RunId: run.ID,
-			Task: taskProto(spec.Task), Metrics: trained.Metrics,
+			Task: taskProto(spec.Task), Metrics: metrics,
 		})
 	}
+	completed = true
 	elapsed := s.now().Sub(start)
 	resp.DurationSeconds = elapsed.Seconds()
 	s.m.lastSuccess.Set(float64(s.now().UnixNano()) / 1e9)
@@ -270,41 +362,164 @@ func (s *Server) Train(ctx context.Context, req *trainerv1.RetrainRequest, trigg
 	return resp, nil
 }
 
-// evaluateChampion scores the current champion on holdout. It returns "" as version when
-// there is none or it cannot serve this spec (note says why).
-func (s *Server) evaluateChampion(ctx context.Context, model string, spec featurespec.Spec, holdout *Dataset, ev Evaluator) (version string, metrics map[string]float64, note string, err error) {
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// recordSkip records a retrain decided against for lack of labelled data: an MLflow run
+// tagged mlops.skipped with the counts, a REJECTED model event without to_version, and the
+// skipped counter. MLflow and Kafka failures are logged; the caller returns ErrNoData anyway.
+func (s *Server) recordSkip(ctx context.Context, logger *slog.Logger, model string, spec featurespec.Spec, req *trainerv1.RetrainRequest,
+	short *NotEnoughDataError, window map[string]string) {
+	s.m.skipped.WithLabelValues("not_enough_data").Inc()
+	logger.Warn("retrain skipped: not enough labelled data", "rows", short.Rows, "positives", short.Positives,
+		"min_rows", short.MinRows, "min_positives", short.MinPositives)
+	mlf := s.deps.MLflow
+	runID := ""
+	err := func() error {
+		expID, err := mlf.EnsureExperiment(ctx, s.cfg.ExperimentPrefix+model)
+		if err != nil {
+			return err
+		}
+		tags := map[string]string{
+			tagModel: model, tagTask: string(spec.Task), tagSpecName: spec.Name, tagSpecVersion: strconv.Itoa(spec.Version),
+			tagActor: req.GetActor(), tagReason: req.GetReason(), tagSkipped: "true", tagDecision: "skipped",
+			tagSkipReason: truncate(short.Error(), 5000),
+		}
+		if req.GetDriftEventId() != "" {
+			tags[tagDriftEvent] = req.GetDriftEventId()
+		}
+		run, err := mlf.CreateRun(ctx, expID, fmt.Sprintf("%s-skipped-%s", model, s.now().UTC().Format("20060102T150405Z")), tags)
+		if err != nil {
+			return err
+		}
+		runID = run.ID
+		params := maps.Clone(window)
+		params["labelled_rows"] = strconv.Itoa(short.Rows)
+		params["positives"] = strconv.Itoa(short.Positives)
+		params["min_rows"] = strconv.Itoa(short.MinRows)
+		params["min_positives"] = strconv.Itoa(short.MinPositives)
+		params["feature_spec"] = spec.ID()
+		now := s.now()
+		ms := []mlflow.Metric{{Key: "labelled_rows", Value: float64(short.Rows), Timestamp: now}, {Key: "positives", Value: float64(short.Positives), Timestamp: now}}
+		if err := mlf.LogBatch(ctx, run.ID, params, ms, nil); err != nil {
+			return err
+		}
+		return mlf.FinishRun(ctx, run.ID, mlflow.RunFinished)
+	}()
+	if err != nil {
+		logger.Warn("skipped retrain not recorded in mlflow", "err", err)
+	}
+	from := ""
+	if cur, err := mlf.GetVersionByAlias(ctx, model, modelstore.AliasChampion); err == nil {
+		from = cur.Version
+	}
+	s.publishBestEffort(ctx, logger, &eventsv1.ModelEvent{
+		Type: eventsv1.ModelEventType_MODEL_EVENT_TYPE_REJECTED, ModelName: model, FromVersion: from,
+		Actor: req.GetActor(), Reason: short.Error(), FeatureSpecName: spec.Name, FeatureSpecVersion: strconv.Itoa(spec.Version),
+		RunId: runID, Task: taskProto(spec.Task),
+		Metrics: map[string]float64{"labelled_rows": float64(short.Rows), "positives": float64(short.Positives),
+			"min_rows": float64(short.MinRows), "min_positives": float64(short.MinPositives)},
+	})
+}
+
+// championEval is the champion scored on the comparison rows.
+type championEval struct {
+	// Version is "" when there is no champion or it cannot serve this spec (Note says why).
+	Version string
+	// Rows are the indices of the comparison rows in the holdout: the holdout rows after the
+	// champion's training data. Holdout holds those rows, Scores the champion's scores of
+	// them and Metrics its metrics on them (nil without rows).
+	Rows    []int
+	Holdout *Dataset
+	Scores  []float64
+	Metrics map[string]float64
+	// TrainEnd is the end of the champion's training data (its run's train_to, else
+	// data_to), RFC3339; Note says what was done about it.
+	TrainEnd string
+	Note     string
+}
+
+// evaluateChampion scores the current champion on the holdout rows it did not train on.
+// The holdout is the newest slice of the data; if the champion's own training data
+// (its run's train_to param; data_to for runs that predate it, which also covers their
+// holdout) reaches into it, only the rows after it are compared, and Note says so.
+func (s *Server) evaluateChampion(ctx context.Context, model string, spec featurespec.Spec, holdout *Dataset, ev Evaluator) (championEval, error) {
 	rm, err := s.deps.MLflow.GetRegisteredModel(ctx, model)
 	if errors.Is(err, mlflow.ErrNotFound) {
-		return "", nil, "", nil
+		return championEval{}, nil
 	}
 	if err != nil {
-		return "", nil, "", fmt.Errorf("look up champion of %q: %w", model, err)
+		return championEval{}, fmt.Errorf("look up champion of %q: %w", model, err)
 	}
 	if _, ok := rm.Aliases[modelstore.AliasChampion]; !ok {
-		return "", nil, "", nil
+		return championEval{}, nil
 	}
 	l, err := s.store.Champion(ctx, model, spec.Fingerprint())
 	if errors.Is(err, modelstore.ErrSpecMismatch) {
-		return "", nil, "champion was trained on another feature spec", nil
+		return championEval{Note: "champion was trained on another feature spec"}, nil
 	}
 	if err != nil {
-		return "", nil, "", fmt.Errorf("load champion of %q: %w", model, err)
+		return championEval{}, fmt.Errorf("load champion of %q: %w", model, err)
 	}
-	scores, err := ScoreModel(s.deps.Lib, l.ModelText, holdout)
+	out := championEval{Version: l.Version}
+	run, err := s.deps.MLflow.GetRun(ctx, l.RunID)
 	if err != nil {
-		return "", nil, "", fmt.Errorf("score champion v%s on the holdout: %w", l.Version, err)
+		return championEval{}, fmt.Errorf("read the training range of champion v%s: %w", l.Version, err)
 	}
-	m, _, _, err := ev.Evaluate(spec.Task, holdout, scores)
+	endParam := "train_to"
+	out.TrainEnd = run.Params["train_to"]
+	if out.TrainEnd == "" {
+		endParam, out.TrainEnd = "data_to", run.Params["data_to"]
+	}
+	var end time.Time
+	if out.TrainEnd != "" {
+		if end, err = time.Parse(time.RFC3339Nano, out.TrainEnd); err != nil {
+			return championEval{}, fmt.Errorf("champion v%s param %s %q: %w", l.Version, endParam, out.TrainEnd, err)
+		}
+	}
+	for i, t := range holdout.EventTimes {
+		if end.IsZero() || t > end.UnixNano() {
+			out.Rows = append(out.Rows, i)
+		}
+	}
+	switch {
+	case end.IsZero():
+		out.Note = fmt.Sprintf("champion v%s has no recorded training range; compared on the whole holdout", l.Version)
+	case len(out.Rows) == holdout.Rows():
+		// The champion's training data ends before the holdout: nothing to cut.
+	case len(out.Rows) == 0:
+		out.Note = fmt.Sprintf("no holdout row after champion v%s's training data (%s %s)", l.Version, endParam, out.TrainEnd)
+	default:
+		out.Note = fmt.Sprintf("holdout cut to the %d of %d rows after champion v%s's training data (%s %s)", len(out.Rows), holdout.Rows(), l.Version, endParam, out.TrainEnd)
+	}
+	out.Holdout = holdout
+	if len(out.Rows) != holdout.Rows() {
+		out.Holdout = holdout.subset(out.Rows, spec.Len())
+	}
+	if len(out.Rows) == 0 {
+		return out, nil
+	}
+	if out.Scores, err = ScoreModel(s.deps.Lib, l.ModelText, out.Holdout); err != nil {
+		return championEval{}, fmt.Errorf("score champion v%s on the holdout: %w", l.Version, err)
+	}
+	m, _, _, err := ev.Evaluate(spec.Task, out.Holdout, out.Scores)
 	if err != nil {
-		return "", nil, "", fmt.Errorf("evaluate champion v%s: %w", l.Version, err)
+		// E.g. one class left after the cut; the bootstrap says the same (no interval).
+		out.Note = strings.TrimPrefix(out.Note+"; champion metrics unavailable: "+err.Error(), "; ")
+		return out, nil
 	}
-	return l.Version, m, "", nil
+	out.Metrics = m
+	return out, nil
 }
 
 // logRun records the run in MLflow (params, metrics, tags, artifacts) and registers the
 // model version.
 func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.RetrainRequest, t *Trained, source, champVersion string,
-	champMetrics map[string]float64, d Decision, start time.Time) (_ mlflow.Run, _ mlflow.ModelVersion, _ string, err error) {
+	champMetrics map[string]float64, d Decision, start time.Time, extra map[string]string) (_ mlflow.Run, _ mlflow.ModelVersion, _ string, err error) {
 	mlf := s.deps.MLflow
 	expID, err := mlf.EnsureExperiment(ctx, s.cfg.ExperimentPrefix+model)
 	if err != nil {
@@ -312,7 +527,7 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 	}
 	tags := map[string]string{
 		tagModel: model, tagTask: string(t.Spec.Task), tagSpecName: t.Spec.Name, tagSpecVersion: strconv.Itoa(t.Spec.Version),
-		tagActor: req.GetActor(), tagReason: req.GetReason(),
+		tagActor: req.GetActor(), tagReason: req.GetReason(), tagDecision: decisionTag(d, req), tagDecisionReason: truncate(d.Reason, 5000),
 	}
 	if req.GetDriftEventId() != "" {
 		tags[tagDriftEvent] = req.GetDriftEventId()
@@ -341,6 +556,7 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 	for k, v := range t.Params.Booster {
 		params["lgbm_"+k] = v
 	}
+	maps.Copy(params, extra)
 	now := s.now()
 	var ms []mlflow.Metric
 	for _, k := range slices.Sorted(maps.Keys(t.Metrics)) {
@@ -348,6 +564,9 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 	}
 	for _, k := range slices.Sorted(maps.Keys(champMetrics)) {
 		ms = append(ms, mlflow.Metric{Key: championPrefix + k, Value: champMetrics[k], Timestamp: now})
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Metrics)) {
+		ms = append(ms, mlflow.Metric{Key: k, Value: d.Metrics[k], Timestamp: now})
 	}
 	ms = append(ms, mlflow.Metric{Key: "train_seconds", Value: t.Duration.Seconds(), Timestamp: now})
 	if err := mlf.LogBatch(ctx, run.ID, params, ms, nil); err != nil {
@@ -389,6 +608,17 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 	return run, mv, src, nil
 }
 
+// decisionTag is the value of tagDecision for a run that registered a version.
+func decisionTag(d Decision, req *trainerv1.RetrainRequest) string {
+	switch {
+	case d.Promote:
+		return "promoted"
+	case req.GetSkipPromotion():
+		return "registered"
+	}
+	return "rejected"
+}
+
 // publishBestEffort publishes an informational event (registered, rejected); a failure is
 // logged, not returned: the registry state it describes is already durable in MLflow.
 func (s *Server) publishBestEffort(ctx context.Context, logger *slog.Logger, ev *eventsv1.ModelEvent) {
@@ -405,6 +635,16 @@ func (s *Server) publishBestEffort(ctx context.Context, logger *slog.Logger, ev 
 // audit log or in neither. Only a crash between the two steps can leave an unaudited move
 // (see docs/trainer.md).
 func (s *Server) MoveAlias(ctx context.Context, model, alias, version, actor, reason string, typ eventsv1.ModelEventType) (*eventsv1.ModelEvent, error) {
+	return s.moveAlias(ctx, model, alias, version, actor, reason, typ, "")
+}
+
+// errAliasMoved means the alias no longer points at the version a conditional move expected.
+var errAliasMoved = errors.New("alias no longer holds the expected version")
+
+// moveAlias is MoveAlias; when expectFrom is set the move happens only if alias still points
+// at expectFrom (checked under the model's alias lock), else the error matches errAliasMoved
+// and ErrPrecondition.
+func (s *Server) moveAlias(ctx context.Context, model, alias, version, actor, reason string, typ eventsv1.ModelEventType, expectFrom string) (*eventsv1.ModelEvent, error) {
 	label := "promoted"
 	if typ == eventsv1.ModelEventType_MODEL_EVENT_TYPE_ROLLED_BACK {
 		label = "rolled_back"
@@ -430,6 +670,9 @@ func (s *Server) MoveAlias(ctx context.Context, model, alias, version, actor, re
 	case errors.Is(err, mlflow.ErrNotFound):
 	default:
 		return nil, err
+	}
+	if expectFrom != "" && previous != expectFrom {
+		return nil, fmt.Errorf("%w: %w: %q holds version %q, not %s", ErrPrecondition, errAliasMoved, alias, previous, expectFrom)
 	}
 	if previous == version {
 		return nil, fmt.Errorf("%w: version %s already holds %q", ErrPrecondition, version, alias)

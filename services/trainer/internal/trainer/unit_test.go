@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"errors"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -14,33 +16,99 @@ import (
 
 func TestDecide(t *testing.T) {
 	t.Parallel()
+	nan := math.NaN()
+	ci := func(diff, lo, hi float64) Comparison {
+		return Comparison{Diff: diff, Lo: lo, Hi: hi, Rows: 3000, Resamples: 1000, Confidence: 0.95}
+	}
+	auc := map[string]float64{"auc": 0.95}
+	mse := map[string]float64{"mse": 0.1}
 	tests := []struct {
 		name        string
 		task        featurespec.Task
 		challenger  map[string]float64
-		champion    map[string]float64
 		hasChampion bool
+		cmp         Comparison
 		margin      float64
 		want        bool
+		wantMetrics bool
+		wantText    string
 	}{
-		{name: "first version", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.6}, want: true},
-		{name: "auc wins by more than margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.95}, champion: map[string]float64{"auc": 0.93}, hasChampion: true, margin: 0.01, want: true},
-		{name: "auc wins by less than margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.935}, champion: map[string]float64{"auc": 0.93}, hasChampion: true, margin: 0.01},
-		{name: "auc equal, zero margin", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.93}, champion: map[string]float64{"auc": 0.93}, hasChampion: true},
-		{name: "auc worse", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.7}, champion: map[string]float64{"auc": 0.93}, hasChampion: true},
-		{name: "mse lower wins", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.10}, champion: map[string]float64{"mse": 0.12}, hasChampion: true, margin: 0.01, want: true},
-		{name: "mse lower within margin", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.115}, champion: map[string]float64{"mse": 0.12}, hasChampion: true, margin: 0.01},
-		{name: "mse higher", task: featurespec.TaskRegression, challenger: map[string]float64{"mse": 0.2}, champion: map[string]float64{"mse": 0.12}, hasChampion: true},
-		{name: "challenger without metric", task: featurespec.TaskBinary, challenger: map[string]float64{}},
+		{name: "first version", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": 0.6}, want: true, wantText: "no champion yet"},
+		{name: "challenger without metric", task: featurespec.TaskBinary, challenger: map[string]float64{}, hasChampion: true, cmp: ci(0.1, 0.05, 0.15)},
+		{name: "challenger metric NaN", task: featurespec.TaskBinary, challenger: map[string]float64{"auc": nan}, hasChampion: true, cmp: ci(0.1, 0.05, 0.15)},
+		// The CI rule: only the lower bound counts.
+		{name: "auc lower bound clears margin", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.02, 0.012, 0.03), margin: 0.01, want: true, wantMetrics: true, wantText: "delta_auc 0.0200 [0.0120, 0.0300]"},
+		{name: "auc point estimate clears margin, lower bound does not", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.02, 0.008, 0.03), margin: 0.01, wantMetrics: true, wantText: "lower bound <= margin"},
+		{name: "auc lower bound equal to margin", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.02, 0.01, 0.03), margin: 0.01, wantMetrics: true},
+		{name: "auc interval straddles zero, zero margin", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.001, -0.002, 0.004), wantMetrics: true},
+		{name: "auc clearly worse", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(-0.2, -0.25, -0.15), wantMetrics: true},
+		{name: "auc tiny but certain gain, zero margin", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.0004, 0.0001, 0.0007), want: true, wantMetrics: true},
+		{name: "no interval (one class, no rows)", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(nan, nan, nan), wantText: "no confidence interval"},
+		{name: "diff without interval", task: featurespec.TaskBinary, challenger: auc, hasChampion: true, cmp: ci(0.3, nan, nan), wantMetrics: true, wantText: "no confidence interval"},
+		{name: "mse improvement lower bound clears margin", task: featurespec.TaskRegression, challenger: mse, hasChampion: true, cmp: ci(0.02, 0.015, 0.025), margin: 0.01, want: true, wantMetrics: true, wantText: "delta_mse"},
+		{name: "mse improvement within noise", task: featurespec.TaskRegression, challenger: mse, hasChampion: true, cmp: ci(0.02, 0.005, 0.035), margin: 0.01, wantMetrics: true},
+		{name: "mse worse", task: featurespec.TaskRegression, challenger: mse, hasChampion: true, cmp: ci(-0.05, -0.07, -0.03), wantMetrics: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			d := Decide(tt.task, tt.challenger, tt.champion, tt.hasChampion, tt.margin)
-			if d.Promote != tt.want || d.Reason == "" {
-				t.Errorf("Decide() = %+v, want promote %v with a reason", d, tt.want)
+			d := Decide(tt.task, tt.challenger, tt.hasChampion, tt.cmp, tt.margin)
+			if d.Promote != tt.want || d.Reason == "" || !strings.Contains(d.Reason, tt.wantText) {
+				t.Errorf("Decide() = %+v, want promote %v with a reason containing %q", d, tt.want, tt.wantText)
+			}
+			key := DeltaKey(tt.task)
+			if _, ok := d.Metrics[key]; ok != tt.wantMetrics {
+				t.Errorf("Decide() metrics = %v, want %s present %v", d.Metrics, key, tt.wantMetrics)
+			}
+			if tt.wantMetrics && !math.IsNaN(tt.cmp.Lo) && (d.Metrics[key+"_lo"] != tt.cmp.Lo || d.Metrics[key+"_hi"] != tt.cmp.Hi) {
+				t.Errorf("Decide() metrics = %v, want lo %v hi %v", d.Metrics, tt.cmp.Lo, tt.cmp.Hi)
 			}
 		})
+	}
+}
+
+// TestCompare checks the sign conventions of the paired comparison: positive means the
+// challenger is better, for AUC and for MSE, and identical models give an interval of 0.
+func TestCompare(t *testing.T) {
+	t.Parallel()
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 4000
+	y := make([]float64, n)
+	good, noisy, yr, predGood, predBad := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		if r.Float64() < 0.1 {
+			y[i] = 1
+		}
+		good[i] = y[i] + r.NormFloat64()*0.5
+		noisy[i] = y[i] + r.NormFloat64()*2
+		yr[i] = r.NormFloat64()
+		predGood[i] = yr[i] + r.NormFloat64()*0.3
+		predBad[i] = yr[i] + r.NormFloat64()*0.6
+	}
+	tests := []struct {
+		name                     string
+		task                     featurespec.Task
+		champion, challenger     []float64
+		y                        []float64
+		wantLoAbove, wantHiBelow float64
+	}{
+		{name: "better auc challenger", task: featurespec.TaskBinary, champion: noisy, challenger: good, y: y, wantLoAbove: 0.05, wantHiBelow: 1},
+		{name: "worse auc challenger", task: featurespec.TaskBinary, champion: good, challenger: noisy, y: y, wantLoAbove: -1, wantHiBelow: -0.05},
+		{name: "better mse challenger", task: featurespec.TaskRegression, champion: predBad, challenger: predGood, y: yr, wantLoAbove: 0.1, wantHiBelow: 1},
+		{name: "worse mse challenger", task: featurespec.TaskRegression, champion: predGood, challenger: predBad, y: yr, wantLoAbove: -1, wantHiBelow: -0.1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := Compare(tt.task, tt.champion, tt.challenger, tt.y, 200, 0.95, 1)
+			if !(c.Lo <= c.Diff && c.Diff <= c.Hi) || c.Lo <= tt.wantLoAbove || c.Hi >= tt.wantHiBelow || c.Rows != n {
+				t.Errorf("Compare() = %+v, want lo > %v, hi < %v", c, tt.wantLoAbove, tt.wantHiBelow)
+			}
+		})
+	}
+	same := Compare(featurespec.TaskBinary, good, good, y, 200, 0.95, 1)
+	if same.Diff != 0 || same.Lo != 0 || same.Hi != 0 {
+		t.Errorf("Compare(identical) = %+v, want all zero", same)
 	}
 }
 
