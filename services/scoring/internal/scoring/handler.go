@@ -10,6 +10,7 @@ import (
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 )
 
@@ -18,9 +19,15 @@ import (
 // record per vector for the predictions topic, keyed by transaction id, with the record's
 // trace context. The whole batch is scored by the model that was current when it started.
 //
-// Undecodable records are permanent errors (reason decode), vectors of another feature spec
-// too (reason spec_mismatch), and vectors of the wrong length (reason validation). While no
-// champion is loaded the batch fails transiently, so the loop waits and retries it.
+// One scoring deployment serves one model family (-model.spec) and shares features.v1 with
+// the deployments of the other families (each in its own consumer group): a vector whose
+// spec name is another family's (a purchase vector for the fraud deployment) is skipped,
+// committed without a prediction and counted in mlops_scoring_skipped_total{spec}.
+//
+// Undecodable records are permanent errors (reason decode), vectors of the served family but
+// another spec version (reason spec_mismatch) too, and vectors of the wrong length (reason
+// validation). While no champion is loaded the batch fails transiently, so the loop waits
+// and retries it.
 func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
 	champ := s.champion.acquire()
 	if champ == nil {
@@ -42,7 +49,9 @@ func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]ka
 		rec, nb, err := s.handleOne(champ, chall, m, buf)
 		buf = nb
 		if err != nil {
-			results[i].Err = err
+			if !errors.Is(err, errOtherFamily) {
+				results[i].Err = err
+			}
 			continue
 		}
 		results[i].Output = []kafka.Message{rec}
@@ -60,6 +69,10 @@ func (s *Server) handleOne(champ, chall *Model, m *kafka.Message, buf []byte) (k
 	if err := proto.Unmarshal(m.Value, fv); err != nil {
 		s.m.rejected.WithLabelValues(topics.ReasonDecode).Inc()
 		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonDecode, fmt.Errorf("decode FeatureVector at %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err))
+	}
+	if name := fv.GetSpecName(); name != "" && name != s.cfg.Spec.Name {
+		s.m.skipped.WithLabelValues(familyLabel(name)).Inc()
+		return kafka.Message{}, buf, errOtherFamily
 	}
 	if fv.GetTransactionId() == "" {
 		s.m.rejected.WithLabelValues(topics.ReasonValidation).Inc()
@@ -96,4 +109,15 @@ func (s *Server) handleOne(champ, chall *Model, m *kafka.Message, buf []byte) (k
 	}
 	value := buf[from:len(buf):len(buf)]
 	return kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(fv.GetTransactionId()), value, kafkaio.ContentTypeProtobuf, m.Headers), buf, nil
+}
+
+// errOtherFamily marks a vector of another model family: skipped, not an error.
+var errOtherFamily = errors.New("vector of another model family")
+
+// familyLabel bounds the spec label of mlops_scoring_skipped_total to the known families.
+func familyLabel(name string) string {
+	if _, err := featurespec.ByName(name); err == nil {
+		return name
+	}
+	return "unknown"
 }

@@ -34,6 +34,7 @@ type metrics struct {
 	reloads          *prometheus.CounterVec   // alias, outcome
 	syncLogDropped   prometheus.Counter
 	rejected         *prometheus.CounterVec // reason
+	skipped          *prometheus.CounterVec // spec
 
 	window *detectionWindow
 }
@@ -93,6 +94,10 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 			Name: "mlops_scoring_rejected_total",
 			Help: "Feature vectors refused, by reason (decode, spec_mismatch, validation).",
 		}, []string{"reason"}),
+		skipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_skipped_total",
+			Help: "Feature vectors of another model family (spec name) on the features topic, committed without a prediction: another scoring deployment serves them.",
+		}, []string{"spec"}),
 		window: newDetectionWindow(window),
 	}
 	f.NewGaugeFunc(prometheus.GaugeOpts{

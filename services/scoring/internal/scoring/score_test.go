@@ -3,8 +3,10 @@ package scoring
 import (
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
 
@@ -159,12 +161,16 @@ func TestHandleFeaturesRejects(t *testing.T) {
 		msg     kafka.Message
 		reason  string
 		wantErr bool
+		// skipped: committed without output or error (another deployment's family).
+		skipped bool
 	}{
 		{name: "ok", msg: kafka.Message{Value: enc(func(*eventsv1.FeatureVector) {})}},
 		{name: "not protobuf", msg: kafka.Message{Value: []byte{0xff, 0xff, 0xff}}, reason: topics.ReasonDecode, wantErr: true},
 		{name: "json content type", msg: kafka.Message{Value: enc(func(*eventsv1.FeatureVector) {}), Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/json")}}}, reason: topics.ReasonDecode, wantErr: true},
 		{name: "other spec version", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecVersion = "2" })}, reason: topics.ReasonSpecMismatch, wantErr: true},
-		{name: "other spec", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecName = "purchase" })}, reason: topics.ReasonSpecMismatch, wantErr: true},
+		{name: "other family is skipped", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecName = "purchase" })}, skipped: true},
+		{name: "unknown family is skipped", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecName = "churn" })}, skipped: true},
+		{name: "no spec name", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.SpecName = "" })}, reason: topics.ReasonSpecMismatch, wantErr: true},
 		{name: "short vector", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.Values = fv.Values[:3] })}, reason: topics.ReasonValidation, wantErr: true},
 		{name: "no transaction id", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) { fv.TransactionId = "" })}, reason: topics.ReasonValidation, wantErr: true},
 		{name: "missing values are fine", msg: kafka.Message{Value: enc(func(fv *eventsv1.FeatureVector) {
@@ -183,6 +189,9 @@ func TestHandleFeaturesRejects(t *testing.T) {
 			if got := res[0].Err; (got != nil) != tt.wantErr || kafkaio.Reason(got) != tt.reason {
 				t.Errorf("error = %v (reason %q), want reason %q", got, kafkaio.Reason(got), tt.reason)
 			}
+			if got := len(res[0].Output); (got == 0) != (tt.wantErr || tt.skipped) {
+				t.Errorf("%d outputs, skipped %v", got, tt.skipped)
+			}
 		})
 	}
 	t.Run("no model", func(t *testing.T) {
@@ -191,6 +200,27 @@ func TestHandleFeaturesRejects(t *testing.T) {
 		_, err := empty.HandleFeatures(t.Context(), []kafka.Message{tests[0].msg})
 		if err == nil || kafkaio.IsPermanent(err) {
 			t.Errorf("HandleFeatures() without model = %v, want a transient error", err)
+		}
+	})
+	t.Run("skips counted", func(t *testing.T) {
+		t.Parallel()
+		cs, creg := newTestServer(t, testConfig(t), Deps{}, localModel(t, l, text, "1", 0.8))
+		msgs := []kafka.Message{tests[0].msg}
+		for _, tt := range tests {
+			if tt.skipped {
+				msgs = append(msgs, tt.msg)
+			}
+		}
+		if _, err := cs.HandleFeatures(t.Context(), msgs); err != nil {
+			t.Fatal(err)
+		}
+		want := "\n" + `# HELP mlops_scoring_skipped_total Feature vectors of another model family (spec name) on the features topic, committed without a prediction: another scoring deployment serves them.
+# TYPE mlops_scoring_skipped_total counter
+mlops_scoring_skipped_total{spec="purchase"} 1
+mlops_scoring_skipped_total{spec="unknown"} 1
+`
+		if err := testutil.GatherAndCompare(creg, strings.NewReader(want), "mlops_scoring_skipped_total"); err != nil {
+			t.Error(err)
 		}
 	})
 	_ = reg
