@@ -70,6 +70,12 @@ type Config struct {
 	// QualityThreshold raises a data-quality event when the missing, non-finite or
 	// out-of-range rate of a column exceeds the reference's by this much. Default: 0.05.
 	QualityThreshold float64
+	// RollbackWatch is how many judged windows a newly promoted champion is watched for
+	// against the champion it replaced; 0 disables automatic rollback. Default: 20.
+	RollbackWatch int
+	// RollbackMargin is how much worse (AUC lower, or MSE higher) the new champion must be
+	// for Persist windows to be rolled back. Default: 0.02.
+	RollbackMargin float64
 	// ReviewCost is the cost of one false alert, for false_positive_cost. Default: 5.
 	ReviewCost float64
 
@@ -121,6 +127,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.Float64Var(fs, getenv, &c.MSEThreshold, "alarm.mse", "ALARM_MSE", 0.1, "MSE on labelled traffic that raises a performance event (regression)")
 	flagenv.Float64Var(fs, getenv, &c.AlertRateDelta, "alarm.alert-rate", "ALARM_ALERT_RATE", 0.05, "absolute change of the alert share that raises a score event")
 	flagenv.Float64Var(fs, getenv, &c.QualityThreshold, "alarm.quality", "ALARM_QUALITY", 0.05, "missing, non-finite or out-of-range rate above the reference's that raises a quality event")
+	flagenv.IntVar(fs, getenv, &c.RollbackWatch, "rollback.watch", "ROLLBACK_WATCH", 20, "judged windows a new champion is watched for automatic rollback (0: off)")
+	flagenv.Float64Var(fs, getenv, &c.RollbackMargin, "rollback.margin", "ROLLBACK_MARGIN", 0.02, "how much worse than the previous champion (AUC or MSE) triggers a rollback")
 	flagenv.Float64Var(fs, getenv, &c.ReviewCost, "cost.review", "COST_REVIEW", 5, "cost of one false alert")
 	flagenv.BoolVar(fs, getenv, &c.Merge, "window.merge", "WINDOW_MERGE", false, "merge the windows of several replicas (event-time windows, partial states on -topic.partials)")
 	flagenv.StringVar(fs, getenv, &c.PartialsTopic, "topic.partials", "TOPIC_PARTIALS", "drift.partials", "topic of partial window states (merged mode)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
@@ -125,7 +126,8 @@ func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.Drift
 	et := p.GetEventTime().AsTime().UnixNano()
 	hash := window.Hash(p.GetTransactionId())
 	s.joinMu.Lock()
-	s.join.put(p.GetTransactionId(), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et})
+	s.join.put(p.GetTransactionId(), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et,
+		version: versionNumber(p.GetModelVersion())})
 	s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
 	s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
 	s.join.evictedSize, s.join.evictedAge = 0, 0
@@ -165,7 +167,7 @@ func (s *Server) handleLabel(m *kafka.Message, b *batch) error {
 			at = l.GetEventTime().AsTime().UnixNano()
 		}
 		if ref := mo.reference(); ref != nil {
-			b.state(mo.model, s.windowOf(at), ref.Layout).AddLabel(window.Hash(l.GetTransactionId()), p.score, l.GetLabel(), p.amount, p.threshold)
+			b.state(mo.model, s.windowOf(at), ref.Layout).AddLabel(window.Hash(l.GetTransactionId()), p.score, l.GetLabel(), p.amount, p.threshold, p.version)
 		}
 	} else {
 		mo.addLabel(window.Hash(l.GetTransactionId()), p, l.GetLabel())
@@ -186,4 +188,13 @@ func (s *Server) count(topic, outcome, msg string, args ...any) {
 	if _, seen := s.logged.LoadOrStore(topic+"|"+outcome, true); !seen {
 		s.logger.Warn(msg, append([]any{"topic", topic, "outcome", outcome, "note", "logged once per cause; see mlops_drift_records_total"}, args...)...)
 	}
+}
+
+// versionNumber parses an MLflow version ("3") for the labelled sample; NaN otherwise.
+func versionNumber(v string) float64 {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return math.NaN()
+	}
+	return f
 }

@@ -7,6 +7,7 @@ type pending struct {
 	threshold float64
 	amount    float64
 	eventTime int64
+	version   float64 // model version number; NaN when not a number
 }
 
 // joiner keeps predictions until their label arrives, bounded in entries and in event-time

@@ -23,6 +23,9 @@ type Closed struct {
 	Ref       *Reference
 	Crossings int
 	Events    []*eventsv1.DriftEvent
+	// ByVersion is the realized performance per model version among the labelled
+	// predictions (AUC or MSE).
+	ByVersion map[float64]window.VersionPerformance
 }
 
 // monitor watches one model: its reference, the open window, the closed windows and the
@@ -45,6 +48,9 @@ type monitor struct {
 	open       map[int64]*window.State
 	lastMerged int64
 	retired    map[string]bool
+
+	// watch follows a newly promoted champion for automatic rollback; nil when none.
+	watch *watch
 }
 
 func newMonitor(model string, cfg Config, m *metrics) *monitor {
@@ -94,6 +100,7 @@ func (mo *monitor) setReference(ref *Reference) []*eventsv1.DriftEvent {
 	if mo.ref != nil {
 		mo.retired[mo.ref.RunID] = true
 	}
+	mo.startWatch(mo.ref, ref)
 	mo.ref = ref
 	mo.cur = window.NewState(ref.Layout)
 	mo.det.reset()
@@ -124,7 +131,7 @@ func (mo *monitor) addLabel(hash uint64, p pending, label float64) {
 	mo.mu.Lock()
 	defer mo.mu.Unlock()
 	if mo.cur != nil {
-		mo.cur.AddLabel(hash, p.score, label, p.amount, p.threshold)
+		mo.cur.AddLabel(hash, p.score, label, p.amount, p.threshold, p.version)
 	}
 }
 
@@ -149,12 +156,16 @@ func (mo *monitor) closeLocked(reason string) []*eventsv1.DriftEvent {
 func (mo *monitor) judgeLocked(state *window.State, ref *Reference, reason string, kind eventsv1.WindowKind) []*eventsv1.DriftEvent {
 	st := window.Evaluate(state, ref.Names, ref.Ref)
 	st.Kind = int32(kind)
-	c := &Closed{ID: mo.nextID, Model: mo.model, Version: ref.Version, RunID: ref.RunID, Reason: reason, Stats: st, Ref: ref}
+	c := &Closed{ID: mo.nextID, Model: mo.model, Version: ref.Version, RunID: ref.RunID, Reason: reason, Stats: st, Ref: ref,
+		ByVersion: byVersion(state, ref.Ref.Regression)}
 	mo.nextID++
 	if st.Perf.Judged {
 		cs := crossings(&st, ref, mo.cfg)
 		c.Crossings = len(cs)
 		c.Events = mo.det.observe(mo.model, ref.Version, ref.RunID, &st, cs)
+		if ev := mo.checkWatch(c, ref.Ref.Regression); ev != nil {
+			c.Events = append(c.Events, ev)
+		}
 		drifting := 0.0
 		if len(cs) > 0 {
 			drifting = 1

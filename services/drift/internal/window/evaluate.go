@@ -249,3 +249,15 @@ func ratio(a, b float64) float64 {
 	}
 	return a / b
 }
+
+// realized is AUC (binary; labels >= 0.5 are positive) or MSE (regression).
+func realized(scores, targets []float64, regression bool) float64 {
+	if regression {
+		return driftstat.MSE(scores, targets)
+	}
+	labels := make([]bool, len(targets))
+	for i, t := range targets {
+		labels[i] = t >= 0.5
+	}
+	return driftstat.AUC(scores, labels)
+}

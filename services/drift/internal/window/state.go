@@ -81,6 +81,7 @@ const (
 	lLabel
 	lAmount
 	lThreshold
+	lVersion // the model version that scored the prediction (NaN when not a number)
 	labelledWidth
 )
 
@@ -152,10 +153,38 @@ func (s *State) AddPrediction(hash uint64, eventTime int64, version string, valu
 	s.Rows.Offer(hash, s.row)
 }
 
-// AddLabel records a label joined to its prediction's score, decision threshold and amount.
-func (s *State) AddLabel(hash uint64, score, label, amount, threshold float64) {
+// AddLabel records a label joined to its prediction's score, decision threshold, amount and
+// the version of the model that scored it.
+func (s *State) AddLabel(hash uint64, score, label, amount, threshold, version float64) {
 	s.Labels++
-	s.Labelled.Offer(hash, []float64{lScore: score, lLabel: label, lAmount: amount, lThreshold: threshold})
+	s.Labelled.Offer(hash, []float64{lScore: score, lLabel: label, lAmount: amount, lThreshold: threshold, lVersion: version})
+}
+
+// VersionPerformance is the realized performance of one model version's predictions among
+// a window's labelled ones: AUC for a binary model, MSE for a regression model.
+type VersionPerformance struct {
+	Metric float64
+	Labels int
+}
+
+// RealizedByVersion splits the labelled sample by the version that scored each prediction.
+func (s *State) RealizedByVersion(regression bool) map[float64]VersionPerformance {
+	_, rows := s.Labelled.Rows()
+	scores := map[float64][]float64{}
+	targets := map[float64][]float64{}
+	for _, r := range rows {
+		v := r[lVersion]
+		if math.IsNaN(v) {
+			continue
+		}
+		scores[v] = append(scores[v], r[lScore])
+		targets[v] = append(targets[v], r[lLabel])
+	}
+	out := make(map[float64]VersionPerformance, len(scores))
+	for v, sc := range scores {
+		out[v] = VersionPerformance{Metric: realized(sc, targets[v], regression), Labels: len(sc)}
+	}
+	return out
 }
 
 // Merge adds o (a State of the same Layout) into s.

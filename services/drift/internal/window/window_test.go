@@ -87,7 +87,7 @@ func feed(s *State, recs []record) {
 		h := Hash(rc.tx)
 		s.AddPrediction(h, rc.time, "1", rc.values, rc.score, 0.8)
 		if rc.time%3 == 0 {
-			s.AddLabel(h, rc.score, rc.label, 10, 0.8)
+			s.AddLabel(h, rc.score, rc.label, 10, 0.8, 1)
 		}
 	}
 }
