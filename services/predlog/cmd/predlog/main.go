@@ -44,9 +44,9 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second},
 		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health"))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
-		"es_url", cfg.ESURL, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
+		"es_url", cfg.ESURL, "es_timeout", cfg.ESTimeout, "es_dial_timeout", cfg.ESDialTimeout, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
 		"label_max_delay", cfg.Writer.LabelMaxDelay, "label_pending_max_age", cfg.Writer.PendingMaxAge)
-	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout)
+	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout, esbulk.WithDialTimeout(cfg.ESDialTimeout))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -30,13 +31,46 @@ type Client struct {
 	es *elasticsearch.Client
 }
 
+// DefaultDialTimeout is the default bound on connecting to Elasticsearch (WithDialTimeout).
+const DefaultDialTimeout = 5 * time.Second
+
+// An Option changes a setting of New.
+type Option func(*options)
+
+type options struct {
+	dialTimeout time.Duration
+}
+
+// WithDialTimeout bounds connecting to Elasticsearch: the TCP connect and, for https, the
+// TLS handshake, each. Without it (or with d <= 0) the bound is DefaultDialTimeout. A
+// connection that cannot be made in time fails the request with ErrUnavailable.
+func WithDialTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.dialTimeout = d
+		}
+	}
+}
+
 // New returns a client for the cluster at url (e.g. http://127.0.0.1:9200). timeout bounds
-// each HTTP request. The client never retries by itself. It does no I/O.
-func New(url string, timeout time.Duration) (*Client, error) {
+// the wait for each response's headers once the request is sent; connecting is bounded by the
+// dial timeout (WithDialTimeout, default DefaultDialTimeout). The client never retries by
+// itself. It does no I/O.
+func New(url string, timeout time.Duration, opts ...Option) (*Client, error) {
+	o := options{dialTimeout: DefaultDialTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	dialer := &net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses:    []string{url},
 		DisableRetry: true,
 		Transport: &http.Transport{
+			// Without a dialer timeout a connect to a host that drops packets waits for the
+			// kernel (minutes), and an unanswered TLS handshake forever: the consumer loop's
+			// context has no deadline.
+			DialContext:           dialer.DialContext,
+			TLSHandshakeTimeout:   o.dialTimeout,
 			ResponseHeaderTimeout: timeout,
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,

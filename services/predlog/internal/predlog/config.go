@@ -12,6 +12,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
+	"github.com/streaming-mlops/mlops/services/predlog/internal/esbulk"
 )
 
 // Config is the whole configuration of the predlog service. Build it with ParseConfig.
@@ -29,6 +30,9 @@ type Config struct {
 	ESURL string
 	// ESTimeout bounds each Elasticsearch request. Default: 30s.
 	ESTimeout time.Duration
+	// ESDialTimeout bounds connecting to Elasticsearch (TCP connect, TLS handshake)
+	// (-es.dial-timeout). Default: 5s.
+	ESDialTimeout time.Duration
 	// Writer says where documents go: index prefix (default predictions), pending-label
 	// index (default predlog-pending-labels), label max delay (default 4320h), pending-label
 	// max age (default 168h).
@@ -47,6 +51,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.LabelsTopic, "labels.topic", "LABELS_TOPIC", topics.Labels, "topic of Label records")
 	flagenv.StringVar(fs, getenv, &c.ESURL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL")
 	flagenv.DurationVar(fs, getenv, &c.ESTimeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
+	flagenv.DurationVar(fs, getenv, &c.ESDialTimeout, "es.dial-timeout", "ES_DIAL_TIMEOUT", esbulk.DefaultDialTimeout, "time limit of connecting to Elasticsearch (TCP connect, TLS handshake)")
 	flagenv.StringVar(fs, getenv, &c.Writer.IndexPrefix, "es.index-prefix", "ES_INDEX_PREFIX", "predictions", "prefix of the monthly prediction indices and name of their alias")
 	flagenv.StringVar(fs, getenv, &c.Writer.PendingIndex, "es.pending-index", "ES_PENDING_INDEX", "predlog-pending-labels", "index of labels waiting for their prediction")
 	flagenv.DurationVar(fs, getenv, &c.Writer.LabelMaxDelay, "label.max-delay", "LABEL_MAX_DELAY", 180*24*time.Hour, "latest a label may arrive after its transaction and still find its prediction")
@@ -68,6 +73,9 @@ func (c Config) Validate() error {
 	}
 	if c.ESTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("elasticsearch timeout %v: must be positive", c.ESTimeout))
+	}
+	if c.ESDialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("elasticsearch dial timeout %v: must be positive", c.ESDialTimeout))
 	}
 	if c.Writer.IndexPrefix == "" {
 		errs = append(errs, errors.New("index prefix is empty"))

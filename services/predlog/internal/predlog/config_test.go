@@ -22,7 +22,7 @@ func TestParseConfig(t *testing.T) {
 			check: func(t *testing.T, c predlog.Config) {
 				if c.ESURL != "http://127.0.0.1:9200" || c.Writer.IndexPrefix != "predictions" ||
 					c.Writer.PendingIndex != "predlog-pending-labels" || c.Writer.LabelMaxDelay != 180*24*time.Hour ||
-					c.Writer.PendingMaxAge != 7*24*time.Hour {
+					c.Writer.PendingMaxAge != 7*24*time.Hour || c.ESDialTimeout != 5*time.Second {
 					t.Errorf("defaults: %+v", c)
 				}
 				if strings.Join(c.Kafka.Topics, ",") != "predictions.v1,labels.v1" || c.Kafka.GroupID != "predlog" {
@@ -33,18 +33,18 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "flag_over_env",
 			args: []string{"-es.index-prefix", "preds"},
-			env:  map[string]string{"ES_INDEX_PREFIX": "other", "ES_URL": "http://es:9200", "LABEL_MAX_DELAY": "720h", "LABEL_PENDING_MAX_AGE": "48h"},
+			env:  map[string]string{"ES_INDEX_PREFIX": "other", "ES_URL": "http://es:9200", "LABEL_MAX_DELAY": "720h", "LABEL_PENDING_MAX_AGE": "48h", "ES_DIAL_TIMEOUT": "2s"},
 			check: func(t *testing.T, c predlog.Config) {
 				if c.Writer.IndexPrefix != "preds" || c.ESURL != "http://es:9200" || c.Writer.LabelMaxDelay != 720*time.Hour ||
-					c.Writer.PendingMaxAge != 48*time.Hour {
+					c.Writer.PendingMaxAge != 48*time.Hour || c.ESDialTimeout != 2*time.Second {
 					t.Errorf("got %+v", c)
 				}
 			},
 		},
 		{
 			name:    "invalid",
-			args:    []string{"-es.url", "nohost", "-es.timeout", "0s", "-label.max-delay", "-1h", "-label.pending-max-age", "0s", "-kafka.topics", "predictions.v1,other"},
-			wantErr: []string{"elasticsearch URL", "elasticsearch timeout", "label max delay", "label pending max age", `"other"`},
+			args:    []string{"-es.url", "nohost", "-es.timeout", "0s", "-es.dial-timeout", "0s", "-label.max-delay", "-1h", "-label.pending-max-age", "0s", "-kafka.topics", "predictions.v1,other"},
+			wantErr: []string{"elasticsearch URL", "elasticsearch timeout", "elasticsearch dial timeout", "label max delay", "label pending max age", `"other"`},
 		},
 		{
 			name:    "same_topics",
