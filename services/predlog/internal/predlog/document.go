@@ -25,6 +25,29 @@ const (
 // errValidation marks input that decodes but cannot become a document.
 var errValidation = errors.New("invalid event")
 
+// DocID returns the _id of the prediction document of transaction tx in model family: tx
+// itself for fraud (and for an unnamed family, as before families existed), "<tx>:<family>"
+// for any other, e.g. "tx-1:purchase". A transaction scored by two families (should a source
+// send one id to both) so gets two documents, and each family's labels find their own.
+func DocID(tx, family string) string {
+	if family == "" || family == familyFraud {
+		return tx
+	}
+	return tx + ":" + family
+}
+
+// familyFraud is the model family (feature spec name) whose documents keep the bare
+// transaction id as _id.
+const familyFraud = "fraud"
+
+// labelFamily is the model family of a label kind word ("fraud", "purchase", "unspecified").
+func labelFamily(kind string) string {
+	if kind == "unspecified" {
+		return familyFraud
+	}
+	return kind
+}
+
 // IndexFor returns the monthly index of a document whose event time is t: prefix-YYYY.MM
 // (UTC), e.g. predictions-2026.11.
 func IndexFor(prefix string, t time.Time) string {
@@ -58,6 +81,9 @@ type predictionDoc struct {
 	Path          string       `json:"path"`
 	Traceparent   string       `json:"traceparent,omitempty"`
 	ComputedAt    string       `json:"features_computed_at,omitempty"`
+
+	// id is the document's _id (DocID of the transaction and the vector's spec name).
+	id string
 }
 
 type explanation struct {
@@ -100,6 +126,9 @@ type labelDoc struct {
 	// prediction document then lives in exactly one monthly index.
 	txTime time.Time
 }
+
+// id is the _id of the label's prediction document (and of its pending-label document).
+func (l *labelDoc) id() string { return DocID(l.TxID, labelFamily(l.LabelKind)) }
 
 // labelState is what the code reads back of a document's label fields.
 type labelState struct {
@@ -166,6 +195,7 @@ func buildPrediction(p *eventsv1.Prediction) (time.Time, *predictionDoc, error) 
 		}
 		d.FeatureSpec, d.Features, d.FeatureValues = flattenFeatures(fv)
 	}
+	d.id = DocID(d.TxID, p.GetFeatures().GetSpecName())
 	if e := p.GetExplanation(); e != nil {
 		x := &explanation{BaseValue: finite(e.GetBaseValue()), Method: e.GetMethod()}
 		for _, c := range e.GetContributions() {

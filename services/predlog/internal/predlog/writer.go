@@ -71,8 +71,10 @@ const DefaultPendingMaxAge = 7 * 24 * time.Hour
 // labelClockSkew is how far after a label's event time its prediction's event time may lie.
 const labelClockSkew = 24 * time.Hour
 
-// Writer turns predictions and labels into one Elasticsearch document per transaction
-// (_id = transaction_id) in the monthly index of the prediction's event time. It is safe for
+// Writer turns predictions and labels into one Elasticsearch document per transaction and
+// model family (_id = DocID: the transaction id for fraud, "<tx>:purchase" for purchase) in
+// the monthly index of the prediction's event time. A prediction's family is its feature
+// vector's spec name, a label's its kind (LABEL_KIND_PURCHASE finds the purchase document). It is safe for
 // concurrent use.
 //
 // A prediction is written with update+doc_as_upsert of the prediction fields only, so it
@@ -265,7 +267,7 @@ func (w *Writer) handlePredictions(ctx context.Context, msgs []kafka.Message) ([
 			res[i].Err = kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
 			continue
 		}
-		ops = append(ops, esbulk.Op{Action: esbulk.ActionUpdate, Index: IndexFor(w.cfg.IndexPrefix, at), ID: doc.TxID, Doc: doc, DocAsUpsert: true})
+		ops = append(ops, esbulk.Op{Action: esbulk.ActionUpdate, Index: IndexFor(w.cfg.IndexPrefix, at), ID: doc.id, Doc: doc, DocAsUpsert: true})
 		opMsg = append(opMsg, i)
 	}
 	items, err := w.bulk(ctx, ops)
@@ -402,7 +404,7 @@ func (w *Writer) moveLabels(ctx context.Context, moves []move, res []kafkaio.Res
 		if mv.skip || !mv.pendingFound {
 			continue
 		}
-		dels = append(dels, esbulk.Op{Action: esbulk.ActionDelete, Index: w.cfg.PendingIndex, ID: mv.label.TxID,
+		dels = append(dels, esbulk.Op{Action: esbulk.ActionDelete, Index: w.cfg.PendingIndex, ID: mv.label.id(),
 			IfSeqNo: mv.pendSeq, IfPrimaryTerm: mv.pendTerm})
 		delMove = append(delMove, k)
 	}
@@ -453,11 +455,11 @@ func (w *Writer) lookup(ctx context.Context, labels []*labelDoc, times []time.Ti
 			cands = []string{IndexFor(w.cfg.IndexPrefix, l.txTime)}
 		}
 		for _, idx := range cands {
-			refs = append(refs, esbulk.DocRef{Index: idx, ID: l.TxID})
+			refs = append(refs, esbulk.DocRef{Index: idx, ID: l.id()})
 		}
 		span[k] = [2]int{start, len(refs)}
 		if withPending {
-			refs = append(refs, esbulk.DocRef{Index: w.cfg.PendingIndex, ID: l.TxID})
+			refs = append(refs, esbulk.DocRef{Index: w.cfg.PendingIndex, ID: l.id()})
 		}
 	}
 	all, err := w.mget(ctx, refs, fieldLabelledAt)
@@ -500,14 +502,14 @@ func (w *Writer) handleLabels(ctx context.Context, msgs []kafka.Message) ([]kafk
 			continue
 		}
 		docs[i], times[i] = doc, at
-		if b, ok := best[doc.TxID]; ok && times[b].After(at) {
+		if b, ok := best[doc.id()]; ok && times[b].After(at) {
 			continue
 		}
-		best[doc.TxID] = i
+		best[doc.id()] = i
 	}
 	var idx []int
 	for i := range msgs {
-		if docs[i] != nil && best[docs[i].TxID] == i {
+		if docs[i] != nil && best[docs[i].id()] == i {
 			idx = append(idx, i)
 		}
 	}
@@ -532,7 +534,7 @@ func (w *Writer) handleLabels(ctx context.Context, msgs []kafka.Message) ([]kafk
 		case pend[k].Found && newer(pend[k].Source, l):
 			w.m.labelsStale.Inc()
 		default:
-			op := esbulk.Op{Action: esbulk.ActionIndex, Index: w.cfg.PendingIndex, ID: l.TxID, Doc: l}
+			op := esbulk.Op{Action: esbulk.ActionIndex, Index: w.cfg.PendingIndex, ID: l.id(), Doc: l}
 			if pend[k].Found {
 				op.IfSeqNo, op.IfPrimaryTerm = pend[k].SeqNo, pend[k].PrimaryTerm
 			}
