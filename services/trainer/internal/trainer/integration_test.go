@@ -56,6 +56,11 @@ type stack struct {
 	brokers  []string
 	reg      *prometheus.Registry
 	modelKey string
+	// data is the server's data source; tests switch it to fail or shuffle labels.
+	data *testSource
+	// newServer returns another Server on the same MLflow, Kafka and data (a restarted
+	// process or a second replica), with its own metrics; args are extra flags.
+	newServer func(t *testing.T, args ...string) *Server
 }
 
 func startTrainer(t *testing.T, simRows int) *stack {
@@ -66,11 +71,15 @@ func startTrainer(t *testing.T, simRows int) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig([]string{"-admin.token", testToken, "-kafka.brokers", brokers[0], "-mlflow.url", mlfURL,
-		"-train.num-iterations", "200", "-train.early-stopping", "20"}, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
+	parse := func(t *testing.T, extra ...string) Config {
+		cfg, err := ParseConfig(append([]string{"-admin.token", testToken, "-kafka.brokers", brokers[0], "-mlflow.url", mlfURL,
+			"-train.num-iterations", "200", "-train.early-stopping", "20", "-lease.settle", "100ms"}, extra...), func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	}
+	cfg := parse(t)
 	logger := slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg := prometheus.NewRegistry()
 	producer, err := kafkaio.NewProducer(cfg.Kafka, logger, reg)
@@ -88,11 +97,12 @@ func startTrainer(t *testing.T, simRows int) *stack {
 	tr := &http.Transport{}
 	mlf.HTTP = &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections)
-	data := FileSource{Paths: []string{
+	data := &testSource{inner: FileSource{Paths: []string{
 		datasetfiletest.Simulate(t, "-n", strconv.Itoa(simRows), "-seed", "7", "-accounts", "1000", "-warmup", "24h", "-fraud-rate", "0.03"),
 		datasetfiletest.Simulate(t, "-n", strconv.Itoa(simRows), "-seed", "7", "-scenario", "purchase"),
-	}}
-	srv := New(cfg, Deps{Lib: lib, Data: data, MLflow: mlf, Audit: audit}, logger, reg)
+	}}}
+	deps := Deps{Lib: lib, Data: data, MLflow: mlf, Audit: audit}
+	srv := New(cfg, deps, logger, reg)
 	g := grpc.NewServer()
 	srv.Register(g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -108,7 +118,10 @@ func startTrainer(t *testing.T, simRows int) *stack {
 	}
 	t.Cleanup(func() { _ = conn.Close(); g.Stop(); wg.Wait() })
 	return &stack{client: trainerv1.NewTrainerServiceClient(conn), srv: srv, mlf: mlf, brokers: brokers, reg: reg,
-		modelKey: fmt.Sprintf("test-fraud-%d", time.Now().UnixNano())}
+		modelKey: fmt.Sprintf("test-fraud-%d", time.Now().UnixNano()), data: data,
+		newServer: func(t *testing.T, args ...string) *Server {
+			return New(parse(t, args...), deps, logger, prometheus.NewRegistry())
+		}}
 }
 
 func admin(ctx context.Context) context.Context {
