@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -49,4 +50,26 @@ func BenchmarkTrain1M(b *testing.B) {
 	b.ReportMetric(float64(last.BestIteration), "best-iteration")
 	b.ReportMetric(last.Metrics["auc"], "holdout-auc")
 	b.ReportMetric(last.Duration.Seconds(), "boost-seconds")
+}
+
+// BenchmarkPromotionBootstrap20k measures the promotion decision's paired bootstrap at the
+// defaults (1000 resamples, 95%) on a 20,000-row holdout.
+func BenchmarkPromotionBootstrap20k(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	n := 20000
+	y, champ, chall := make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range n {
+		if r.Float64() < 0.03 {
+			y[i] = 1
+		}
+		champ[i] = y[i] + r.NormFloat64()
+		chall[i] = y[i] + r.NormFloat64()*0.9
+	}
+	for _, task := range []featurespec.Task{featurespec.TaskBinary, featurespec.TaskRegression} {
+		b.Run(string(task), func(b *testing.B) {
+			for b.Loop() {
+				Compare(task, champ, chall, y, 1000, 0.95, 1)
+			}
+		})
+	}
 }
