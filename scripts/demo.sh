@@ -4,8 +4,10 @@
 # bounded time, and print where to look. The trainer service trains on the prediction log
 # (Elasticsearch), which is empty on a fresh stack, so version 1 is bootstrapped from a
 # simulated history: loadtest/cmd/simulate writes a dataset file and a one-off trainer
-# process (-data.source=file, its own ports) trains and promotes it, then exits. Run through `make demo` (which starts the stack and
-# builds bin/ first). `make down` stops everything.
+# process (-data.source=file, its own ports) trains and promotes it, then exits. The same is
+# done for the purchase model (a simulated session dataset), served by the scoring-purchase
+# deployment (docs/purchase.md). Run through `make demo` (which starts the stack and builds
+# bin/ first). `make down` stops everything.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/bin
@@ -13,19 +15,28 @@ RUN=$ROOT/.cache/run/services
 RATE=${DEMO_RATE:-20}            # transactions per second
 DURATION=${DEMO_DURATION:-30m}   # the load generator stops by itself after this
 MODEL=${MLOPS_MODEL:-fraud}
+PURCHASE_MODEL=${MLOPS_PURCHASE_MODEL:-purchase}
 
-# bootstrap_v1 trains and promotes version 1 from a simulated dataset file with a one-off
-# trainer on its own ports (the service's trainer keeps reading Elasticsearch).
+has_champion() { # model
+  "$BIN/mlopsctl" models asof -model "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null | grep -q '^version '
+}
+
+# bootstrap_v1 model... trains and promotes version 1 of each given model from simulated
+# dataset files with a one-off trainer on its own ports (the service's trainer keeps reading
+# Elasticsearch).
 bootstrap_v1() {
   local dir=$ROOT/.cache/run/demo
-  local data=$dir/fraud-sim.csv.gz
+  local fraud=$dir/fraud-sim.csv.gz purchase=$dir/purchase-sim.csv.gz
   mkdir -p "$dir"
   (cd "$ROOT/loadtest" && go build -o "$BIN/simulate" ./cmd/simulate)
-  "$BIN/simulate" -dataset "$data" -n "${DEMO_SIM_ROWS:-200000}" -seed 1 -accounts 5000 -warmup 24h
+  [[ -f $fraud ]] || "$BIN/simulate" -dataset "$fraud" -n "${DEMO_SIM_ROWS:-200000}" -seed 1 -accounts 5000 -warmup 24h
+  [[ -f $purchase ]] || "$BIN/simulate" -dataset "$purchase" -scenario purchase -n "${DEMO_SIM_SESSIONS:-100000}" -seed 1 -accounts 5000
+  local data=$fraud,$purchase
   eval "$("$ROOT/scripts/stack.sh" env)"
   local grpc=127.0.0.1:50066 admin=127.0.0.1:8096
   KAFKA_BROKERS=${MLOPS_TEST_KAFKA_BROKERS:-127.0.0.1:9092} MLFLOW_URL=${MLOPS_TEST_MLFLOW_URL:-http://127.0.0.1:5000} \
     LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-} "$BIN/trainer" -grpc.addr "$grpc" -admin.addr "$admin" \
+    -model.fraud "$MODEL" -model.purchase "$PURCHASE_MODEL" \
     -data.source file -data.file "$data" -drift.consume=false -kafka.group trainer-demo-bootstrap \
     >"$dir/trainer-bootstrap.log" 2>&1 &
   local pid=$!
@@ -38,8 +49,10 @@ bootstrap_v1() {
     fi
     sleep 0.2
   done
-  local rc=0
-  "$BIN/mlopsctl" train -trainer.addr "$grpc" -reason "demo: first version (simulated history)" || rc=$?
+  local rc=0 m
+  for m in "$@"; do
+    "$BIN/mlopsctl" train -trainer.addr "$grpc" -model "$m" -reason "demo: first version (simulated history)" || rc=$?
+  done
   kill -TERM "$pid"
   wait "$pid" || true
   return "$rc"
@@ -47,12 +60,16 @@ bootstrap_v1() {
 
 "$ROOT/scripts/services.sh" start
 
-if "$BIN/mlopsctl" models asof "$(date -u +%Y-%m-%dT%H:%M:%SZ)" 2>/dev/null | grep -q '^version '; then
-  echo "champion of $MODEL exists: $("$BIN/mlopsctl" models asof "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-else
-  echo "no champion for $MODEL yet: training version 1 on a simulated history"
-  bootstrap_v1
-fi
+missing=()
+for m in "$MODEL" "$PURCHASE_MODEL"; do
+  if has_champion "$m"; then
+    echo "champion of $m exists: $("$BIN/mlopsctl" models asof -model "$m" "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+  else
+    echo "no champion for $m yet: training version 1 on a simulated history"
+    missing+=("$m")
+  fi
+done
+(( ${#missing[@]} == 0 )) || bootstrap_v1 "${missing[@]}"
 
 "$ROOT/scripts/services.sh" wait-ready
 

@@ -7,7 +7,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUN=$ROOT/.cache/run/services
 BIN=$ROOT/bin
 mkdir -p "$RUN"
-# name admin-port grpc-port (- when the service serves no gRPC)
+# name admin-port grpc-port (- when the service serves no gRPC) [binary and arguments, when
+# the name is not the binary]. Scoring runs one deployment per model family (docs/purchase.md):
+# scoring serves the fraud model, scoring-purchase the purchase model, each in its own
+# consumer group on features.v1, skipping the other family's vectors.
 SERVICES=(
   "ingestion 8081 50051"
   "features 8082 50052"
@@ -15,6 +18,7 @@ SERVICES=(
   "predlog 8084 -"
   "drift 8085 50055"
   "trainer 8086 50056"
+  "scoring-purchase 8087 50057 scoring -model.name purchase -model.spec purchase -kafka.group scoring-purchase -model.cache-dir .cache/scoring-models-purchase -explain.sample-rate 0.1"
 )
 
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
@@ -36,15 +40,18 @@ start() {
   export MLFLOW_URL=${MLOPS_TEST_MLFLOW_URL:-http://127.0.0.1:5000}
   export LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-}
   for row in "${SERVICES[@]}"; do
-    read -r name admin grpc <<<"$row"
+    read -r name admin grpc bin extra <<<"$row"
+    bin=${bin:-$name}
     if pid_alive "$RUN/$name.pid"; then echo "$name already running (pid $(cat "$RUN/$name.pid"))"; continue; fi
-    [[ -x $BIN/$name ]] || { echo "missing $BIN/$name: run make build" >&2; exit 1; }
+    [[ -x $BIN/$bin ]] || { echo "missing $BIN/$bin: run make build" >&2; exit 1; }
     args=(-admin.addr "127.0.0.1:$admin")
     [[ $grpc == - ]] || args+=(-grpc.addr "127.0.0.1:$grpc")
     # scoring starts before a champion may exist (make demo trains one); it turns ready
     # when the model arrives through model.events or the alias poll.
-    [[ $name == scoring ]] && args+=(-model.required=false)
-    nohup "$BIN/$name" "${args[@]}" >"$RUN/$name.log" 2>&1 &
+    [[ $bin == scoring ]] && args+=(-model.required=false)
+    # shellcheck disable=SC2206 # the extra arguments are words without spaces
+    [[ -z ${extra:-} ]] || args+=($extra)
+    nohup "$BIN/$bin" "${args[@]}" >"$RUN/$name.log" 2>&1 &
     echo $! >"$RUN/$name.pid"
   done
   for row in "${SERVICES[@]}"; do
@@ -101,7 +108,7 @@ endpoints() {
   cat <<EOT
 
 Services (admin endpoints serve /metrics /healthz /readyz /debug/pprof):
-$(for row in "${SERVICES[@]}"; do read -r n a g <<<"$row"; printf '  %-10s admin http://127.0.0.1:%s   grpc %s\n' "$n" "$a" "$([[ $g == - ]] && echo '-' || echo "127.0.0.1:$g")"; done)
+$(for row in "${SERVICES[@]}"; do read -r n a g _ <<<"$row"; printf '  %-17s admin http://127.0.0.1:%s   grpc %s\n' "$n" "$a" "$([[ $g == - ]] && echo '-' || echo "127.0.0.1:$g")"; done)
 
 Stack:
   Kafka          127.0.0.1:${KAFKA_PORT:-9092}     e.g. kcat -b 127.0.0.1:${KAFKA_PORT:-9092} -L
