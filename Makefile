@@ -95,6 +95,19 @@ bench: up ## every benchmark (the stack-backed ones on the real stack), -count 5
 	@eval "$$($(STACK) env)"; \
 	  for m in $(MODULES); do (cd $$m && go test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) ./... ) ; done | tee $(ROOT)/bench.out
 
+.PHONY: bench-drift
+bench-drift: ## driftstat vs Evidently's data-drift preset (PSI+KS+JS, 16 features x 1M rows a side): medians of 3 runs, ratio
+	$(ROOT)/scripts/venv.sh
+	@dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; cd $(ROOT)/services/platform; \
+	  MLOPS_DRIFT_BENCH_DIR=$$dir go test -count=1 -run '^TestWriteBenchData$$' ./driftstat/ >/dev/null; \
+	  echo "== driftstat: BenchmarkDriftStats1M, 3 runs"; \
+	  ours=$$(go test -run '^$$' -bench '^BenchmarkDriftStats1M$$' -benchtime 1x -count 3 ./driftstat/ | tee /dev/stderr | \
+	    awk '$$1 ~ /^BenchmarkDriftStats1M/ {print $$3 / 1e9}' | sort -g | sed -n 2p); \
+	  echo "== Evidently: driftstat/testdata/evidently_bench.py, 3 runs"; \
+	  theirs=$$($(ROOT)/.venv/bin/python driftstat/testdata/evidently_bench.py --dir $$dir --runs 3 | tee /dev/stderr | \
+	    awk '$$1 == "median" {print $$2}'); \
+	  awk -v o="$$ours" -v t="$$theirs" 'BEGIN {printf "median of 3: driftstat %.2f s, Evidently %.2f s, ratio %.0fx\n", o, t, t / o}'
+
 .PHONY: docker
 docker: ## build one image per service (needs a Docker engine)
 	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t mlops/$$s:dev . ; done

@@ -159,12 +159,19 @@ func TestKSTestAgreesWithScipy(t *testing.T) {
 	const tol = 1e-9
 	t.Run("ks_2samp", func(t *testing.T) {
 		t.Parallel()
+		var maxExact, maxAsymp float64
+		defer func() { t.Logf("largest |Δp|: exact path %.3g, asymptotic path %.3g", maxExact, maxAsymp) }()
 		for i, c := range pairs {
 			a, b := slices.Clone(c.a), slices.Clone(c.b)
 			slices.Sort(a)
 			slices.Sort(b)
 			d, p := driftstat.KSTest(a, b)
 			want := got.Pairs[i]
+			if delta := math.Abs(p - float64(want.P)); max(len(a), len(b)) <= 10000 {
+				maxExact = max(maxExact, delta)
+			} else {
+				maxAsymp = max(maxAsymp, delta)
+			}
 			if !closeTo(d, float64(want.D), 1e-15) || !closeTo(p, float64(want.P), tol) {
 				t.Errorf("%s: KSTest = (%.17g, %.17g), scipy ks_2samp = (%.17g, %.17g), |Δp| = %.3g",
 					c.name, d, p, want.D, want.P, math.Abs(p-float64(want.P)))
@@ -173,8 +180,11 @@ func TestKSTestAgreesWithScipy(t *testing.T) {
 	})
 	t.Run("kstwo_sf", func(t *testing.T) {
 		t.Parallel()
+		var maxDelta float64
+		defer func() { t.Logf("largest |Δ| over %d points: %.3g", len(manifest.KSTwo), maxDelta) }()
 		for i, nx := range manifest.KSTwo {
 			got, want := driftstat.KolmogorovSF(int(nx[0]), nx[1]), float64(got.KSTwo[i])
+			maxDelta = max(maxDelta, math.Abs(got-want))
 			if !closeTo(got, want, tol) {
 				t.Errorf("kolmogorovSF(%d, %.17g) = %.17g, scipy kstwo.sf = %.17g (n·x² = %.4g)",
 					int(nx[0]), nx[1], got, want, nx[0]*nx[1]*nx[1])
@@ -183,8 +193,11 @@ func TestKSTestAgreesWithScipy(t *testing.T) {
 	})
 	t.Run("smirnov", func(t *testing.T) {
 		t.Parallel()
+		var maxDelta float64
+		defer func() { t.Logf("largest |Δ| over %d points: %.3g", len(manifest.Smirnov), maxDelta) }()
 		for i, nx := range manifest.Smirnov {
 			got, want := driftstat.SmirnovSF(int(nx[0]), nx[1]), float64(got.Smirnov[i])
+			maxDelta = max(maxDelta, math.Abs(got-want))
 			if !closeTo(got, want, tol) {
 				t.Errorf("smirnovSF(%d, %.17g) = %.17g, scipy smirnov = %.17g", int(nx[0]), nx[1], got, want)
 			}

@@ -351,6 +351,7 @@ func TestDriftAgreesWithReference(t *testing.T) {
 				if !relClose(ch.got, ch.want, ch.tol) {
 					t.Errorf("%s: got %.17g, want %.17g (|Δ| = %.3g)", ch.what, ch.got, ch.want, math.Abs(ch.got-ch.want))
 				}
+				t.Logf("%s: relative |Δ| %.3g", ch.what, relDelta(ch.got, ch.want))
 			}
 			verdicts := []struct {
 				what      string
@@ -399,6 +400,7 @@ func TestDriftAgreesWithReference(t *testing.T) {
 			if !relClose(ch.got, ch.want, tol) {
 				t.Errorf("%s: got %.17g, want %.17g", ch.what, ch.got, ch.want)
 			}
+			t.Logf("%s: relative |Δ| %.3g", ch.what, relDelta(ch.got, ch.want))
 		}
 		for _, ic := range []struct {
 			name   string
@@ -430,12 +432,24 @@ func (w isoWant) check(t *testing.T, name string, got driftstat.Isotonic, grid [
 			t.Errorf("%s: point %d = (%.17g, %.17g), sklearn (%.17g, %.17g)", name, i, got.X[i], got.Y[i], w.X[i], w.Y[i])
 		}
 	}
+	var maxDelta float64
+	for i := range got.Y {
+		maxDelta = max(maxDelta, math.Abs(got.Y[i]-float64(w.Y[i])))
+	}
 	at := append(slices.Clone(grid), got.X...)
 	for i, s := range at {
-		if p := got.Apply(s); !closeTo(p, float64(w.Pred[i]), tol) {
+		p := got.Apply(s)
+		if !closeTo(p, float64(w.Pred[i]), tol) {
 			t.Errorf("%s: Apply(%.17g) = %.17g, sklearn predict %.17g", name, s, p, w.Pred[i])
 		}
+		maxDelta = max(maxDelta, math.Abs(p-float64(w.Pred[i])))
 	}
+	t.Logf("isotonic, %s: %d points, X identical, largest |Δ| of Y and predictions %.3g", name, len(got.X), maxDelta)
+}
+
+// relDelta is |got − want| / max(1, |want|), the quantity relClose bounds.
+func relDelta(got, want float64) float64 {
+	return math.Abs(got-want) / math.Max(1, math.Abs(want))
 }
 
 // histogramFractions bins xs as np.histogram does on the given edges (bin i holds
