@@ -3,6 +3,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,7 +46,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // probe is one thing status checks.
 type probe struct {
 	name  string
-	kind  string // tcp or http
+	kind  string // tcp, http, or es (http plus the cluster health's status)
 	addr  string
 	state string
 }
@@ -65,7 +66,9 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	probes := []*probe{
 		{name: "kafka", kind: "tcp", addr: strings.Split(*kafka, ",")[0]},
-		{name: "elasticsearch", kind: "http", addr: *es},
+		// GET / needs Elasticsearch's rest-root module, which the jar-based local stack lacks
+		// (405 Method Not Allowed while healthy); _cluster/health answers everywhere.
+		{name: "elasticsearch", kind: "es", addr: strings.TrimRight(*es, "/") + "/_cluster/health"},
 		{name: "redis", kind: "tcp", addr: *redis},
 		{name: "mlflow", kind: "http", addr: strings.TrimRight(*mlflow, "/") + "/health"},
 		{name: "prometheus", kind: "http", addr: strings.TrimRight(*prom, "/") + "/-/ready"},
@@ -125,6 +128,17 @@ func check(ctx context.Context, client *http.Client, p *probe) string {
 		defer resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
 			return "not ready: " + resp.Status
+		}
+		if p.kind == "es" {
+			var health struct {
+				Status string `json:"status"`
+			}
+			if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&health); err != nil {
+				return "not ready: cluster health: " + err.Error()
+			}
+			if health.Status != "green" && health.Status != "yellow" {
+				return "not ready: cluster status " + health.Status
+			}
 		}
 		return "up"
 	}

@@ -27,7 +27,11 @@ func TestRunUsage(t *testing.T) {
 // and checks that it says which is which and fails overall.
 func TestStatusReportsDownComponents(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_cluster/health" {
+			_, _ = w.Write([]byte(`{"status":"green"}`))
+		}
+	}))
 	defer up.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,5 +62,52 @@ func TestStatusReportsDownComponents(t *testing.T) {
 		if lines[comp] != want {
 			t.Errorf("%s state = %q, want %q\n%s", comp, lines[comp], want, out.String())
 		}
+	}
+}
+
+// statusLines runs status with env and returns, per component, its address and state.
+func statusLines(t *testing.T, args []string, env map[string]string) (addr, state map[string]string, err error) {
+	t.Helper()
+	var out bytes.Buffer
+	err = cli.Run(context.Background(), append([]string{"status", "-timeout=2s"}, args...), func(k string) string { return env[k] }, &out, &bytes.Buffer{})
+	addr, state = map[string]string{}, map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 {
+			addr[f[0]], state[f[0]] = f[1], strings.Join(f[2:], " ")
+		}
+	}
+	return addr, state, err
+}
+
+// Elasticsearch is probed with GET /_cluster/health: the jar-based local Elasticsearch
+// answers GET / with 405 Method Not Allowed while it is healthy. A red cluster is not ready.
+func TestStatusElasticsearchHealth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		cluster string
+		want    string
+	}{
+		{name: "green", cluster: "green", want: "up"},
+		{name: "yellow", cluster: "yellow", want: "up"},
+		{name: "red", cluster: "red", want: "not ready: cluster status red"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/_cluster/health" {
+					http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(`{"cluster_name":"mlops","status":"` + tt.cluster + `","number_of_nodes":1}`))
+			}))
+			defer es.Close()
+			_, state, _ := statusLines(t, nil, map[string]string{"ES_URL": es.URL + "/"})
+			if state["elasticsearch"] != tt.want {
+				t.Errorf("elasticsearch state = %q, want %q", state["elasticsearch"], tt.want)
+			}
+		})
 	}
 }
