@@ -101,11 +101,11 @@ bench-drift: ## driftstat vs Evidently's data-drift preset (PSI+KS+JS, 16 featur
 	@dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; cd $(ROOT)/services/platform; \
 	  MLOPS_DRIFT_BENCH_DIR=$$dir go test -count=1 -run '^TestWriteBenchData$$' ./driftstat/ >/dev/null; \
 	  echo "== driftstat: BenchmarkDriftStats1M, 3 runs"; \
-	  ours=$$(go test -run '^$$' -bench '^BenchmarkDriftStats1M$$' -benchtime 1x -count 3 ./driftstat/ | tee /dev/stderr | \
-	    awk '$$1 ~ /^BenchmarkDriftStats1M/ {print $$3 / 1e9}' | sort -g | sed -n 2p); \
+	  out=$$(go test -run '^$$' -bench '^BenchmarkDriftStats1M$$' -benchtime 1x -count 3 ./driftstat/); echo "$$out"; \
+	  ours=$$(echo "$$out" | awk '$$1 ~ /^BenchmarkDriftStats1M/ {print $$3 / 1e9}' | sort -g | sed -n 2p); \
 	  echo "== Evidently: driftstat/testdata/evidently_bench.py, 3 runs"; \
-	  theirs=$$($(ROOT)/.venv/bin/python driftstat/testdata/evidently_bench.py --dir $$dir --runs 3 | tee /dev/stderr | \
-	    awk '$$1 == "median" {print $$2}'); \
+	  out=$$($(ROOT)/.venv/bin/python driftstat/testdata/evidently_bench.py --dir $$dir --runs 3); echo "$$out"; \
+	  theirs=$$(echo "$$out" | awk '$$1 == "median" {print $$2}'); \
 	  awk -v o="$$ours" -v t="$$theirs" 'BEGIN {printf "median of 3: driftstat %.2f s, Evidently %.2f s, ratio %.0fx\n", o, t, t / o}'
 
 .PHONY: docker

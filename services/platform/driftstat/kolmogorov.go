@@ -46,7 +46,8 @@ func kolmogorovSF(n int, x float64) float64 {
 		if nxx <= 4 {
 			return clip01(1 - durbinCDF(n, x))
 		}
-		// Miller's approximation, exact to double precision this far in the tail.
+		// Miller's approximation, twice the one-sided tail (the chance of exceeding x on
+		// both sides is negligible this far out), as scipy does from n·x² > 4 on.
 		return clip01(2 * smirnovSF(n, x))
 	}
 	switch {
