@@ -59,7 +59,18 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 	redis := flagenv.String(fs, getenv, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address")
 	mlflow := flagenv.String(fs, getenv, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow URL")
 	prom := flagenv.String(fs, getenv, "prometheus.url", "PROMETHEUS_URL", "http://127.0.0.1:9090", "Prometheus URL")
-	host := flagenv.String(fs, getenv, "services.host", "SERVICES_HOST", "127.0.0.1", "host of the services' admin ports")
+	// The services whose admin /readyz status checks, with their default admin ports (each
+	// service's -admin.addr default; scripts/services.sh uses the same).
+	services := []struct{ name, port string }{
+		{"ingestion", "8081"}, {"features", "8082"}, {"scoring", "8083"},
+		{"predlog", "8084"}, {"drift", "8085"}, {"trainer", "8086"},
+	}
+	host := flagenv.String(fs, getenv, "services.host", "SERVICES_HOST", "127.0.0.1", "host of the services' admin addresses that name no host")
+	admins := make([]*string, len(services))
+	for i, s := range services {
+		admins[i] = flagenv.String(fs, getenv, s.name+".admin", strings.ToUpper(s.name)+"_ADMIN_ADDR", "",
+			fmt.Sprintf("%s admin address, host:port or URL (default <services.host>:%s; a bare :port takes services.host)", s.name, s.port))
+	}
 	timeout := flagenv.Duration(fs, getenv, "timeout", "MLOPSCTL_TIMEOUT", 2*time.Second, "per-check timeout")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err
@@ -73,8 +84,8 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 		{name: "mlflow", kind: "http", addr: strings.TrimRight(*mlflow, "/") + "/health"},
 		{name: "prometheus", kind: "http", addr: strings.TrimRight(*prom, "/") + "/-/ready"},
 	}
-	for i, s := range []string{"ingestion", "features", "scoring", "predlog", "drift", "trainer"} {
-		probes = append(probes, &probe{name: s, kind: "http", addr: fmt.Sprintf("http://%s:%d/readyz", *host, 8081+i)})
+	for i, s := range services {
+		probes = append(probes, &probe{name: s.name, kind: "http", addr: readyURL(*admins[i], *host, s.port)})
 	}
 	client := &http.Client{Timeout: *timeout}
 	var wg sync.WaitGroup
@@ -104,6 +115,21 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("%d of %d components are not up", down, len(probes))
 	}
 	return nil
+}
+
+// readyURL is the /readyz URL of an admin address given as host:port, :port (host from
+// defHost), a URL, or empty (defHost and defPort).
+func readyURL(addr, defHost, defPort string) string {
+	if addr == "" {
+		addr = net.JoinHostPort(defHost, defPort)
+	}
+	if !strings.Contains(addr, "://") {
+		if h, p, err := net.SplitHostPort(addr); err == nil && h == "" {
+			addr = net.JoinHostPort(defHost, p)
+		}
+		addr = "http://" + addr
+	}
+	return strings.TrimRight(addr, "/") + "/readyz"
 }
 
 func check(ctx context.Context, client *http.Client, p *probe) string {
