@@ -30,6 +30,10 @@ type Base struct {
 	// ShutdownTimeout bounds draining after SIGTERM; keep it under the pod's termination
 	// grace period. Default: 20s.
 	ShutdownTimeout time.Duration
+	// Warnings are problems of the configuration that do not stop the service, such as a
+	// deprecated environment variable; ParseConfig appends them (it has no logger yet) and
+	// NewRuntime logs each once at Warn. Not a flag.
+	Warnings []string
 }
 
 // RegisterFlags registers the base flags with the service's default addresses. Pass an empty
@@ -64,9 +68,13 @@ type Runtime struct {
 	base     Base
 }
 
-// NewRuntime builds the logger (JSON to stdout), the registry and the admin server for b.
+// NewRuntime builds the logger (JSON to stdout), the registry and the admin server for b,
+// and logs b.Warnings.
 func NewRuntime(b Base, version string, stdout io.Writer) *Runtime {
 	logger := telemetry.NewLogger(stdout, b.Telemetry.LogLevel).With("service", b.Name, "version", version)
+	for _, w := range b.Warnings {
+		logger.Warn("configuration warning", "warning", w)
+	}
 	reg := telemetry.NewRegistry(b.Name, version)
 	return &Runtime{Logger: logger, Registry: reg, Admin: telemetry.NewAdmin(b.Telemetry.AdminAddr, reg, logger), base: b}
 }

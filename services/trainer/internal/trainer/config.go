@@ -25,6 +25,8 @@ type Config struct {
 	LightGBMLib string
 	// AdminToken, when set, is the bearer token Retrain, Promote and Rollback require
 	// ("authorization: Bearer <token>" metadata). Empty disables the check. Never logged.
+	// -admin.token, env MLOPS_ADMIN_TOKEN (mlopsctl's name); the old ADMIN_TOKEN is still
+	// read when MLOPS_ADMIN_TOKEN is unset, with a deprecation warning.
 	AdminToken string
 
 	// FraudModel and PurchaseModel name the registered models of the two use cases;
@@ -100,6 +102,20 @@ type Config struct {
 	AuditReadTimeout time.Duration
 }
 
+// deprecatedAdminTokenEnv is the trainer's old name of MLOPS_ADMIN_TOKEN.
+const deprecatedAdminTokenEnv = "ADMIN_TOKEN"
+
+// adminTokenEnv is getenv with MLOPS_ADMIN_TOKEN falling back to the deprecated ADMIN_TOKEN.
+func adminTokenEnv(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		v := getenv(k)
+		if v == "" && k == "MLOPS_ADMIN_TOKEN" {
+			v = getenv(deprecatedAdminTokenEnv)
+		}
+		return v
+	}
+}
+
 // ParseConfig builds the configuration from command-line args with environment fallback
 // (flag, then environment, then default) and validates it. It does no I/O.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -109,7 +125,14 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	c.Kafka.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.MLflowURL, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow tracking server base URL")
 	flagenv.StringVar(fs, getenv, &c.LightGBMLib, "lightgbm.lib", "LIGHTGBM_LIB", "", "path of lib_lightgbm.so (default: found in the project virtualenv)")
-	flagenv.StringVar(fs, getenv, &c.AdminToken, "admin.token", "ADMIN_TOKEN", "", "bearer token required by Retrain, Promote and Rollback (empty: no check)")
+	flagenv.StringVar(fs, adminTokenEnv(getenv), &c.AdminToken, "admin.token", "MLOPS_ADMIN_TOKEN", "", "bearer token required by Retrain, Promote and Rollback (empty: no check; env ADMIN_TOKEN is deprecated)")
+	if getenv(deprecatedAdminTokenEnv) != "" {
+		w := deprecatedAdminTokenEnv + " is deprecated: set MLOPS_ADMIN_TOKEN (the name mlopsctl uses)"
+		if getenv("MLOPS_ADMIN_TOKEN") != "" {
+			w += "; ignored because MLOPS_ADMIN_TOKEN is set"
+		}
+		c.Warnings = append(c.Warnings, w)
+	}
 	flagenv.StringVar(fs, getenv, &c.FraudModel, "model.fraud", "MODEL_FRAUD", "fraud", "registered model name of the fraud (binary) model; the default model")
 	flagenv.StringVar(fs, getenv, &c.PurchaseModel, "model.purchase", "MODEL_PURCHASE", "purchase", "registered model name of the purchase (regression) model")
 	flagenv.StringVar(fs, getenv, &c.ExperimentPrefix, "mlflow.experiment-prefix", "MLFLOW_EXPERIMENT_PREFIX", "mlops-", "prefix of each model's MLflow experiment name")
