@@ -63,12 +63,12 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 	// service's -admin.addr default; scripts/services.sh uses the same).
 	services := []struct{ name, port string }{
 		{"ingestion", "8081"}, {"features", "8082"}, {"scoring", "8083"},
-		{"predlog", "8084"}, {"drift", "8085"}, {"trainer", "8086"},
+		{"predlog", "8084"}, {"drift", "8085"}, {"trainer", "8086"}, {"scoring-purchase", "8087"},
 	}
 	host := flagenv.String(fs, getenv, "services.host", "SERVICES_HOST", "127.0.0.1", "host of the services' admin addresses that name no host")
 	admins := make([]*string, len(services))
 	for i, s := range services {
-		admins[i] = flagenv.String(fs, getenv, s.name+".admin", strings.ToUpper(s.name)+"_ADMIN_ADDR", "",
+		admins[i] = flagenv.String(fs, getenv, s.name+".admin", strings.ToUpper(strings.ReplaceAll(s.name, "-", "_"))+"_ADMIN_ADDR", "",
 			fmt.Sprintf("%s admin address, host:port or URL (default <services.host>:%s; a bare :port takes services.host)", s.name, s.port))
 	}
 	timeout := flagenv.Duration(fs, getenv, "timeout", "MLOPSCTL_TIMEOUT", 2*time.Second, "per-check timeout")

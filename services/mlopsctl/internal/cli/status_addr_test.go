@@ -46,9 +46,9 @@ func TestStatusServiceAddresses(t *testing.T) {
 	}
 
 	// Without settings: the default ports on -services.host.
-	gotAddr, _, _ = statusLines(t, []string{"-timeout=200ms"}, map[string]string{"SERVICES_HOST": "192.0.2.7"})
-	for svc, port := range map[string]string{"ingestion": "8081", "features": "8082", "scoring": "8083", "predlog": "8084", "drift": "8085", "trainer": "8086"} {
-		if want := "http://192.0.2.7:" + port + "/readyz"; gotAddr[svc] != want {
+	gotAddr, _, _ = statusLines(t, []string{"-timeout=200ms"}, map[string]string{"SERVICES_HOST": "127.0.0.2"})
+	for svc, port := range map[string]string{"ingestion": "8081", "features": "8082", "scoring": "8083", "predlog": "8084", "drift": "8085", "trainer": "8086", "scoring-purchase": "8087"} {
+		if want := "http://127.0.0.2:" + port + "/readyz"; gotAddr[svc] != want {
 			t.Errorf("%s address %s, want %s", svc, gotAddr[svc], want)
 		}
 	}
