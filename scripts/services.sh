@@ -107,7 +107,7 @@ status() {
 endpoints() {
   cat <<EOT
 
-Services (admin endpoints serve /metrics /healthz /readyz /debug/pprof):
+Services (admin endpoints serve /metrics /healthz /readyz; /debug/pprof with ADMIN_PPROF=true):
 $(for row in "${SERVICES[@]}"; do read -r n a g _ <<<"$row"; printf '  %-17s admin http://127.0.0.1:%s   grpc %s\n' "$n" "$a" "$([[ $g == - ]] && echo '-' || echo "127.0.0.1:$g")"; done)
 
 Stack:

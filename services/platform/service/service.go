@@ -68,15 +68,19 @@ type Runtime struct {
 	base     Base
 }
 
-// NewRuntime builds the logger (JSON to stdout), the registry and the admin server for b,
-// and logs b.Warnings.
+// NewRuntime builds the logger (JSON to stdout), the registry and the admin server for b
+// (with /debug/pprof when b.Telemetry.Pprof), and logs b.Warnings.
 func NewRuntime(b Base, version string, stdout io.Writer) *Runtime {
 	logger := telemetry.NewLogger(stdout, b.Telemetry.LogLevel).With("service", b.Name, "version", version)
 	for _, w := range b.Warnings {
 		logger.Warn("configuration warning", "warning", w)
 	}
 	reg := telemetry.NewRegistry(b.Name, version)
-	return &Runtime{Logger: logger, Registry: reg, Admin: telemetry.NewAdmin(b.Telemetry.AdminAddr, reg, logger), base: b}
+	admin := telemetry.NewAdmin(b.Telemetry.AdminAddr, reg, logger)
+	if b.Telemetry.Pprof {
+		admin.EnablePprof()
+	}
+	return &Runtime{Logger: logger, Registry: reg, Admin: admin, base: b}
 }
 
 // Run runs the service's actors together with the admin server until ctx is done or one of

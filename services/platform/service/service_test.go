@@ -3,6 +3,9 @@ package service_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -29,5 +32,20 @@ func TestNewRuntimeLogsWarnings(t *testing.T) {
 	}
 	if len(warns) != 1 || warns[0]["warning"] != "OLD is deprecated: set NEW" || warns[0]["service"] != "svc" {
 		t.Errorf("warn records %v, want one with the warning", warns)
+	}
+}
+
+// /debug/pprof is served only when the base config asks for it (-admin.pprof).
+func TestNewRuntimePprof(t *testing.T) {
+	t.Parallel()
+	for _, on := range []bool{false, true} {
+		b := service.Base{Name: "svc"}
+		b.Telemetry.LogLevel, b.Telemetry.Pprof = "info", on
+		rt := service.NewRuntime(b, "v1", io.Discard)
+		rec := httptest.NewRecorder()
+		rt.Admin.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/cmdline", nil))
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+			t.Errorf("Pprof=%v: GET /debug/pprof/cmdline = %d, want %d", on, rec.Code, want)
+		}
 	}
 }

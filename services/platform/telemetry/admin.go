@@ -24,7 +24,8 @@ type ReadyCheck func(ctx context.Context) error
 
 // Admin is the admin HTTP server of a service: /metrics from the process registry, /healthz
 // (the process is alive), /readyz (every readiness check passes and the service is not
-// draining) and /debug/pprof. Its methods are safe for concurrent use.
+// draining) and, only after EnablePprof, /debug/pprof. Its methods are safe for concurrent
+// use.
 type Admin struct {
 	addr     string
 	gatherer prometheus.Gatherer
@@ -33,6 +34,7 @@ type Admin struct {
 	mu       sync.Mutex
 	checks   map[string]ReadyCheck
 	routes   map[string]http.Handler
+	pprof    bool
 	draining atomic.Bool
 	listener net.Listener
 	bound    chan struct{}
@@ -61,6 +63,16 @@ func (a *Admin) Handle(pattern string, h http.Handler) {
 	a.routes[pattern] = h
 }
 
+// EnablePprof adds the net/http/pprof handlers under /debug/pprof/. They are off by default:
+// they reveal the command line (flags may carry secrets), heap contents and goroutine
+// stacks, and a CPU profile or trace costs the service while it runs, so a service enables
+// them only on request (-admin.pprof). Call it before the admin actor starts.
+func (a *Admin) EnablePprof() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pprof = true
+}
+
 // Addr blocks until the server is listening (or ctx is done) and returns its address; useful
 // when the configured address has port 0.
 func (a *Admin) Addr(ctx context.Context) (string, error) {
@@ -84,12 +96,15 @@ func (a *Admin) Handler() http.Handler {
 	for pattern, h := range a.routes {
 		mux.Handle(pattern, h)
 	}
+	withPprof := a.pprof
 	a.mu.Unlock()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

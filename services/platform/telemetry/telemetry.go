@@ -1,6 +1,6 @@
 // Package telemetry gives every service the same observability: a JSON slog logger, one
 // Prometheus registry per process and the admin HTTP server (/metrics, /healthz, /readyz,
-// /debug/pprof).
+// and /debug/pprof when enabled).
 package telemetry
 
 import (
@@ -23,13 +23,18 @@ type Config struct {
 	LogLevel string
 	// AdminAddr is the listen address of the admin HTTP server (/metrics, /healthz, /readyz).
 	AdminAddr string
+	// Pprof serves /debug/pprof on the admin server (-admin.pprof, ADMIN_PPROF). Default:
+	// false; see Admin.EnablePprof.
+	Pprof bool
 }
 
-// RegisterFlags registers -log.level (LOG_LEVEL) and -admin.addr (ADMIN_ADDR) on fs.
+// RegisterFlags registers -log.level (LOG_LEVEL), -admin.addr (ADMIN_ADDR) and -admin.pprof
+// (ADMIN_PPROF) on fs.
 // defaultAdmin is the service's default admin address, e.g. "127.0.0.1:8081".
 func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string, defaultAdmin string) {
 	flagenv.StringVar(fs, getenv, &c.LogLevel, "log.level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	flagenv.StringVar(fs, getenv, &c.AdminAddr, "admin.addr", "ADMIN_ADDR", defaultAdmin, "admin HTTP listen address (/metrics /healthz /readyz /debug/pprof)")
+	flagenv.StringVar(fs, getenv, &c.AdminAddr, "admin.addr", "ADMIN_ADDR", defaultAdmin, "admin HTTP listen address (/metrics /healthz /readyz)")
+	flagenv.BoolVar(fs, getenv, &c.Pprof, "admin.pprof", "ADMIN_PPROF", false, "serve /debug/pprof on the admin address (exposes command line, heap and stacks)")
 }
 
 // Validate reports a bad log level or an empty admin address.
