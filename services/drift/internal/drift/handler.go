@@ -126,7 +126,7 @@ func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.Drift
 	et := p.GetEventTime().AsTime().UnixNano()
 	hash := window.Hash(p.GetTransactionId())
 	s.joinMu.Lock()
-	s.join.put(p.GetTransactionId(), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et,
+	s.join.put(joinKey(p.GetTransactionId(), ref.Ref.Regression), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et,
 		version: versionNumber(p.GetModelVersion())})
 	s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
 	s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
@@ -152,7 +152,7 @@ func (s *Server) handleLabel(m *kafka.Message, b *batch) error {
 		return s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("label at %s/%d/%d: no transaction id or a non-finite label", m.Topic, m.Partition, m.Offset))
 	}
 	s.joinMu.Lock()
-	p, ok := s.join.take(l.GetTransactionId())
+	p, ok := s.join.take(joinKey(l.GetTransactionId(), l.GetKind() == eventsv1.LabelKind_LABEL_KIND_PURCHASE))
 	s.joinMu.Unlock()
 	if !ok {
 		s.count(m.Topic, outcomeUnknownTx, "label of an unknown transaction skipped (never seen here, or past the join's limits)")
@@ -197,4 +197,14 @@ func versionNumber(v string) float64 {
 		return math.NaN()
 	}
 	return f
+}
+
+// joinKey keys the label join by transaction and use case: a purchase label (regression)
+// joins the purchase prediction of the transaction, a fraud or unspecified one the fraud
+// prediction, as predlog joins them onto their documents.
+func joinKey(tx string, regression bool) string {
+	if regression {
+		return tx + ":purchase"
+	}
+	return tx
 }
