@@ -43,7 +43,9 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
 		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
 		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "data_files", cfg.DataFiles, "es_url", cfg.ES.URL,
-		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback.String(), "data_min_rows", cfg.ES.MinRows, "promotion_margin", cfg.PromotionMargin)
+		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback.String(), "data_min_rows", cfg.MinLabelledRows, "data_min_positives", cfg.MinPositives,
+		"promotion_margin", cfg.PromotionMargin, "promotion_resamples", cfg.PromotionResamples, "promotion_confidence", cfg.PromotionConfidence,
+		"drift_cooldown", cfg.RetrainCooldown.String(), "drift_pre_change", cfg.PreChange.String(), "lease_settle", cfg.LeaseSettle.String())
 	libPath := cfg.LightGBMLib
 	if libPath == "" {
 		if libPath, err = lightgbm.FindLibrary(getenv); err != nil {

@@ -296,8 +296,14 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	if c.Threshold != 0.8 || c.GRPCAddr != "127.0.0.1:50056" || c.Kafka.Topics[0] != "drift.events" || c.ModelEventsTopic != "model.events" {
 		t.Errorf("defaults = %+v", c)
 	}
-	_, err = ParseConfig([]string{"-threshold=1.5", "-promotion.margin=-1", "-data.source=file"}, func(string) string { return "" })
-	for _, want := range []string{"threshold", "margin", "-data.file"} {
+	if c.PromotionResamples != 1000 || c.PromotionConfidence != 0.95 || c.MinLabelledRows != 1000 || c.MinPositives != 30 ||
+		c.PreChange != 0 || c.LeaseSettle != 300*time.Millisecond || c.RetrainCooldown != time.Hour {
+		t.Errorf("closed-loop defaults = resamples %d confidence %v min rows %d min positives %d pre-change %v settle %v cooldown %v",
+			c.PromotionResamples, c.PromotionConfidence, c.MinLabelledRows, c.MinPositives, c.PreChange, c.LeaseSettle, c.RetrainCooldown)
+	}
+	_, err = ParseConfig([]string{"-threshold=1.5", "-promotion.margin=-1", "-data.source=file", "-promotion.resamples=10",
+		"-promotion.confidence=1", "-drift.pre-change=-1h", "-lease.settle=2m"}, func(string) string { return "" })
+	for _, want := range []string{"threshold", "margin", "-data.file", "resamples 10", "confidence 1", "pre-change", "lease settle"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseConfig(bad) = %v, want it to mention %q", err, want)
 		}
