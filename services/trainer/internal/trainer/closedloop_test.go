@@ -35,11 +35,20 @@ const (
 type testSource struct {
 	inner DataSource
 	mode  atomic.Int32
+	// short makes that many next loads return only 100 rows (labels still arriving); loads
+	// counts every load.
+	short, loads atomic.Int32
 }
 
 var errInjected = errors.New("injected data source failure")
 
 func (s *testSource) Load(ctx context.Context, q DataQuery) (*Dataset, error) {
+	s.loads.Add(1)
+	if s.short.Add(-1) >= 0 {
+		q.MaxRows = 100
+		return s.inner.Load(ctx, q)
+	}
+	s.short.Store(0)
 	switch s.mode.Load() {
 	case sourceFail:
 		return nil, errInjected
@@ -304,5 +313,31 @@ func TestTrainerDataWindowAndMinimum(t *testing.T) {
 	last, err := st.srv.lastRetrain(ctx, model)
 	if err != nil || last.After(skippedRun.StartTime) {
 		t.Errorf("retrain time = %v, %v; want before the skipped run (%v)", last, err, skippedRun.StartTime)
+	}
+}
+
+// TestTrainerWaitsForLabels: a drift-triggered retrain whose data is still short of the
+// minimum (labels of the changed traffic arriving) waits and re-reads instead of skipping,
+// and trains once the rows are there; nothing is recorded as skipped meanwhile.
+func TestTrainerWaitsForLabels(t *testing.T) {
+	st := startTrainer(t, 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := st.newServer(t, "-drift.label-wait", "1m", "-data.poll", "50ms")
+	model := "test-wait-" + st.modelKey
+	st.data.short.Store(3)
+	st.data.loads.Store(0)
+	if _, err := srv.HandleDrift(ctx, driftRecord(t, &eventsv1.DriftEvent{ModelName: model, Retrain: true, Message: "new fraud pattern"})); err != nil {
+		t.Fatal(err)
+	}
+	mvs, err := st.mlf.SearchModelVersions(ctx, model)
+	if err != nil || len(mvs) != 1 {
+		t.Fatalf("versions after the waiting retrain = %d, %v; want 1", len(mvs), err)
+	}
+	if got := st.data.loads.Load(); got < 4 {
+		t.Errorf("data loaded %d times, want at least 4 (three short reads, then enough)", got)
+	}
+	if got := testutil.ToFloat64(srv.m.skipped.WithLabelValues("not_enough_data")); got != 0 {
+		t.Errorf("skipped runs = %v, want 0 while waiting", got)
 	}
 }

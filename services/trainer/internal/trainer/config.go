@@ -39,6 +39,12 @@ type Config struct {
 
 	// Threshold is the decision threshold of binary models (flag when score >= it). Default: 0.8.
 	Threshold float64
+	// DriftLabelWait is how long a drift-triggered retrain waits, re-reading every DataPoll,
+	// for enough labelled rows after the change (labels arrive late) before it is recorded
+	// as skipped. Default: 6h.
+	DriftLabelWait time.Duration
+	// DataPoll is how often a waiting retrain re-reads its data. Default: 1m.
+	DataPoll time.Duration
 	// AlarmWindow is the drift service's window size (predictions) at which the reference
 	// profile's alarm thresholds are calibrated; keep it equal to drift's -window.count.
 	// Default: 5000.
@@ -160,6 +166,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.DriftTopic, "topic.drift", "TOPIC_DRIFT", topics.DriftEvents, "topic of drift events")
 	flagenv.StringVar(fs, getenv, &c.ModelEventsTopic, "topic.model-events", "TOPIC_MODEL_EVENTS", topics.ModelEvents, "topic of model events (also the audit log)")
 	flagenv.BoolVar(fs, getenv, &c.ConsumeDrift, "drift.consume", "DRIFT_CONSUME", true, "retrain on drift events with retrain=true")
+	flagenv.DurationVar(fs, getenv, &c.DriftLabelWait, "drift.label-wait", "DRIFT_LABEL_WAIT", 6*time.Hour, "how long a drift-triggered retrain waits for enough labelled rows after the change before it is skipped")
+	flagenv.DurationVar(fs, getenv, &c.DataPoll, "data.poll", "DATA_POLL", time.Minute, "how often a waiting retrain re-reads its data")
 	flagenv.DurationVar(fs, getenv, &c.RetrainCooldown, "drift.cooldown", "DRIFT_COOLDOWN", time.Hour, "least time between drift-triggered retrains of a model")
 	flagenv.DurationVar(fs, getenv, &c.RetrainTimeout, "train.timeout", "TRAIN_TIMEOUT", 30*time.Minute, "time limit of one training run")
 	flagenv.DurationVar(fs, getenv, &c.AuditReadTimeout, "audit.read-timeout", "AUDIT_READ_TIMEOUT", 20*time.Second, "time limit for reading the audit log from Kafka")
@@ -233,10 +241,13 @@ func (c Config) Validate() error {
 	if c.DriftTopic == "" || c.ModelEventsTopic == "" {
 		errs = append(errs, errors.New("drift and model-events topics must be set"))
 	}
-	for name, d := range map[string]time.Duration{"drift cooldown": c.RetrainCooldown, "train timeout": c.RetrainTimeout, "audit read timeout": c.AuditReadTimeout} {
+	for name, d := range map[string]time.Duration{"drift cooldown": c.RetrainCooldown, "train timeout": c.RetrainTimeout, "audit read timeout": c.AuditReadTimeout, "data poll": c.DataPoll} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s %v must be positive", name, d))
 		}
+	}
+	if c.DriftLabelWait < 0 {
+		errs = append(errs, fmt.Errorf("drift label wait %v must be >= 0", c.DriftLabelWait))
 	}
 	return errors.Join(errs...)
 }

@@ -64,7 +64,7 @@ func (s *Server) HandleDrift(ctx context.Context, m kafka.Message) ([]kafka.Mess
 	if ev.GetMessage() != "" {
 		reason = "drift: " + ev.GetMessage()
 	}
-	opts := RunOptions{Trigger: "drift"}
+	opts := RunOptions{Trigger: "drift", WaitForData: s.cfg.DriftLabelWait}
 	if ev.GetChangeStart() != nil {
 		opts.ChangeStart = ev.GetChangeStart().AsTime()
 	}

@@ -151,6 +151,10 @@ type RunOptions struct {
 	// ChangeStart is the drift event's change_start; when set (and the request has no
 	// data_from) the run reads rows from ChangeStart − Config.PreChange on.
 	ChangeStart time.Time
+	// WaitForData keeps a run whose data is short of the minimum waiting (re-reading every
+	// Config.DataPoll) for up to this long before it is recorded as skipped: after a drift
+	// event the labels of the changed traffic are still arriving. Zero: no wait.
+	WaitForData time.Duration
 }
 
 // promotionSeed seeds the promotion bootstrap, so a decision can be recomputed exactly.
@@ -240,29 +244,32 @@ func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, o
 	completed := false
 	defer func() { held.release(ctx, completed) }()
 
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetrainTimeout)
-	defer cancel()
 	start := s.now()
 	logger := s.logger.With("model", model, "actor", req.GetActor(), "trigger", trigger)
 	logger.Info("retrain started", "reason", req.GetReason(), "window_from", window["window_from"], "window_origin", window["window_origin"])
 
 	progress(Progress{Stage: "data", Message: "loading training data"})
-	ds, err := s.deps.Data.Load(ctx, q)
+	var ds *Dataset
 	var short *NotEnoughDataError
-	switch {
-	case errors.As(err, &short):
-	case errors.Is(err, ErrNoData):
-		short = &NotEnoughDataError{MinRows: s.cfg.MinLabelledRows, Detail: err.Error()}
-	case err != nil:
-		return nil, fmt.Errorf("load training data: %w", err)
-	default:
-		short = &NotEnoughDataError{Rows: ds.Rows(), Positives: ds.Positives(), MinRows: s.cfg.MinLabelledRows, Detail: ds.Source}
+	for waited := time.Duration(0); ; waited += s.cfg.DataPoll {
+		ds, short, err = s.loadChecked(ctx, q, spec)
+		if err != nil {
+			return nil, err
+		}
+		if short == nil || waited >= opts.WaitForData {
+			break
+		}
+		if waited == 0 {
+			logger.Info("waiting for labelled data", "have", short.Error(), "wait_max", opts.WaitForData)
+		}
+		progress(Progress{Stage: "data", Message: "waiting for labelled data: " + short.Error()})
+		if !sleepCtx(ctx, s.cfg.DataPoll) {
+			return nil, fmt.Errorf("waiting for labelled data: %w", ctx.Err())
+		}
 	}
-	if spec.Task == featurespec.TaskBinary {
-		short.MinPositives = s.cfg.MinPositives
-	}
-	short.MinRows = max(short.MinRows, s.cfg.MinLabelledRows, minRows)
-	if err != nil || short.Rows < short.MinRows || short.Positives < short.MinPositives {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetrainTimeout)
+	defer cancel()
+	if short != nil {
 		s.recordSkip(ctx, logger, model, spec, req, short, window)
 		outcome = "skipped"
 		return nil, short
@@ -740,4 +747,38 @@ func RollbackTarget(events []*eventsv1.ModelEvent, model, current, to string) (s
 		return ev.GetFromVersion(), nil
 	}
 	return "", fmt.Errorf("%w: no champion change of %q in the audit log; give the version explicitly", ErrPrecondition, model)
+}
+
+// loadChecked loads the training data of q and checks it against the minimum row and
+// positive counts: short is non-nil (and ds may be nil) when the data falls short.
+func (s *Server) loadChecked(ctx context.Context, q DataQuery, spec featurespec.Spec) (ds *Dataset, short *NotEnoughDataError, err error) {
+	ds, err = s.deps.Data.Load(ctx, q)
+	switch {
+	case errors.As(err, &short):
+	case errors.Is(err, ErrNoData):
+		short = &NotEnoughDataError{MinRows: s.cfg.MinLabelledRows, Detail: err.Error()}
+	case err != nil:
+		return nil, nil, fmt.Errorf("load training data: %w", err)
+	default:
+		short = &NotEnoughDataError{Rows: ds.Rows(), Positives: ds.Positives(), MinRows: s.cfg.MinLabelledRows, Detail: ds.Source}
+	}
+	if spec.Task == featurespec.TaskBinary {
+		short.MinPositives = s.cfg.MinPositives
+	}
+	short.MinRows = max(short.MinRows, s.cfg.MinLabelledRows, minRows)
+	if err != nil || short.Rows < short.MinRows || short.Positives < short.MinPositives {
+		return ds, short, nil
+	}
+	return ds, nil, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
