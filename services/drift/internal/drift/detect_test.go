@@ -203,8 +203,9 @@ func containsFeature(evs []*eventsv1.DriftEvent, f string) bool {
 }
 
 // TestDriftBadInput: undecodable records and vectors of another spec are dead-lettered with
-// their reason; NaN values, predictions of unmonitored models, predictions before any
-// reference and labels of unknown transactions are counted, never fatal.
+// their reason; NaN values, predictions of unmonitored models and predictions before any
+// reference are counted, never fatal; a label of an unknown transaction is parked until its
+// prediction comes.
 func TestDriftBadInput(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t, "-window.count", "1000", "-window.min-count", "10")
@@ -268,11 +269,19 @@ func TestDriftBadInput(t *testing.T) {
 			t.Errorf("predictions %s = %v, want %v", outcome, got, want)
 		}
 	}
-	if got := testutil.ToFloat64(s.m.records.WithLabelValues(topics.Labels, outcomeUnknownTx)); got != 1 {
-		t.Errorf("unknown-transaction labels = %v, want 1", got)
+	if got := testutil.ToFloat64(s.m.records.WithLabelValues(topics.Labels, "parked")); got != 1 {
+		t.Errorf("parked labels = %v, want 1 (the label of a transaction not seen yet)", got)
+	}
+	// Its prediction arriving later joins the parked label.
+	res, err = s.Handle(context.Background(), []kafka.Message{predictionRecord(t, "never-seen", d.EventTimes[1], d.Row(1), 0.9)})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("prediction of the parked label: %v %v", err, res[0].Err)
+	}
+	if got := s.monitors["fraud"].snapshot(true).Current.Perf.Labelled; got != 1 {
+		t.Errorf("labelled predictions after the late prediction = %d, want 1", got)
 	}
 	st := s.monitors["fraud"].snapshot(true).Current
-	if st.Features[featurespec.FraudAmount].MissingRate != 1 {
-		t.Errorf("amount missing rate after one NaN prediction = %v, want 1", st.Features[featurespec.FraudAmount].MissingRate)
+	if st.Features[featurespec.FraudAmount].MissingRate != 0.5 {
+		t.Errorf("amount missing rate after a NaN and a valid prediction = %v, want 0.5", st.Features[featurespec.FraudAmount].MissingRate)
 	}
 }

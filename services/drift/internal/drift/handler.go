@@ -33,8 +33,8 @@ const (
 // Undecodable records and predictions whose vector does not match the champion's spec are
 // permanent errors (dead-lettered with the reason). Predictions of models not monitored,
 // predictions that arrive before any reference could be loaded, and labels of unknown
-// transactions (never seen, or dropped by the join's limits) are counted and skipped: they
-// are not bad input. Each cause is logged once.
+// transactions are parked until their prediction comes (bounded; the oldest parked label is
+// dropped and counted as unknown_transaction when full): they are not bad input. Each cause is logged once.
 func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
 	results := make([]kafkaio.Result, len(msgs))
 	var b *batch
@@ -125,9 +125,14 @@ func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.Drift
 	}
 	et := p.GetEventTime().AsTime().UnixNano()
 	hash := window.Hash(p.GetTransactionId())
+	key := joinKey(p.GetTransactionId(), ref.Ref.Regression)
+	pend := pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et,
+		version: versionNumber(p.GetModelVersion())}
 	s.joinMu.Lock()
-	s.join.put(joinKey(p.GetTransactionId(), ref.Ref.Regression), pending{model: p.GetModelName(), score: score, threshold: threshold, amount: fv.GetAmount(), eventTime: et,
-		version: versionNumber(p.GetModelVersion())})
+	early, labelled := s.join.claim(key)
+	if !labelled {
+		s.join.put(key, pend)
+	}
 	s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
 	s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
 	s.join.evictedSize, s.join.evictedAge = 0, 0
@@ -135,9 +140,16 @@ func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.Drift
 	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
 	if b != nil {
 		b.state(mo.model, s.windowOf(et), ref.Layout).AddPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold)
+		if labelled {
+			s.applyLabel(mo, b, hash, pend, early)
+		}
 		return nil, nil
 	}
-	return mo.addPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold), nil
+	evs := mo.addPrediction(hash, et, p.GetModelVersion(), fv.GetValues(), score, threshold)
+	if labelled {
+		s.applyLabel(mo, nil, hash, pend, early)
+	}
+	return evs, nil
 }
 
 func (s *Server) handleLabel(m *kafka.Message, b *batch) error {
@@ -151,29 +163,45 @@ func (s *Server) handleLabel(m *kafka.Message, b *batch) error {
 	if l.GetTransactionId() == "" || math.IsNaN(l.GetLabel()) || math.IsInf(l.GetLabel(), 0) {
 		return s.reject(m, outcomeInvalid, topics.ReasonValidation, fmt.Errorf("label at %s/%d/%d: no transaction id or a non-finite label", m.Topic, m.Partition, m.Offset))
 	}
+	key := joinKey(l.GetTransactionId(), l.GetKind() == eventsv1.LabelKind_LABEL_KIND_PURCHASE)
+	el := earlyLabel{label: l.GetLabel()}
+	if l.GetEventTime() != nil {
+		el.eventTime = l.GetEventTime().AsTime().UnixNano()
+	}
 	s.joinMu.Lock()
-	p, ok := s.join.take(joinKey(l.GetTransactionId(), l.GetKind() == eventsv1.LabelKind_LABEL_KIND_PURCHASE))
-	s.joinMu.Unlock()
+	p, ok := s.join.take(key)
+	evicted := false
 	if !ok {
-		s.count(m.Topic, outcomeUnknownTx, "label of an unknown transaction skipped (never seen here, or past the join's limits)")
+		evicted = s.join.park(key, el)
+	}
+	s.joinMu.Unlock()
+	if evicted {
+		s.count(m.Topic, outcomeUnknownTx, "parked label dropped unjoined to make room (its prediction never came, or came to another replica)")
+	}
+	if !ok {
+		s.m.records.WithLabelValues(m.Topic, "parked").Inc()
 		return nil
 	}
-	mo := s.monitors[p.model]
-	if b != nil {
-		// The label belongs to the window of the time it became known (its event time; the
-		// prediction's when unset).
-		at := p.eventTime
-		if l.GetEventTime() != nil {
-			at = l.GetEventTime().AsTime().UnixNano()
-		}
-		if ref := mo.reference(); ref != nil {
-			b.state(mo.model, s.windowOf(at), ref.Layout).AddLabel(window.Hash(l.GetTransactionId()), p.score, l.GetLabel(), p.amount, p.threshold, p.version)
-		}
-	} else {
-		mo.addLabel(window.Hash(l.GetTransactionId()), p, l.GetLabel())
-	}
+	s.applyLabel(s.monitors[p.model], b, window.Hash(l.GetTransactionId()), p, el)
 	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
 	return nil
+}
+
+// applyLabel adds a joined label: to the open window (local mode), or to the batch's state of
+// the window of the time the label became known (merged mode; the prediction's time when
+// the label has none).
+func (s *Server) applyLabel(mo *monitor, b *batch, hash uint64, p pending, l earlyLabel) {
+	if b == nil {
+		mo.addLabel(hash, p, l.label)
+		return
+	}
+	at := p.eventTime
+	if l.eventTime != 0 {
+		at = l.eventTime
+	}
+	if ref := mo.reference(); ref != nil {
+		b.state(mo.model, s.windowOf(at), ref.Layout).AddLabel(hash, p.score, l.label, p.amount, p.threshold, p.version)
+	}
 }
 
 // reject counts, logs once per cause and returns the permanent error that dead-letters m.

@@ -22,10 +22,59 @@ type joiner struct {
 	newest     int64
 	// evictedSize and evictedAge count entries dropped by each limit.
 	evictedSize, evictedAge int64
+
+	// early holds labels that arrived before their prediction (in a compressed test, or when
+	// the label path is faster than scoring), bounded by maxEarly in insertion order.
+	early      map[string]earlyLabel
+	earlyOrder []string
+	maxEarly   int
+}
+
+// earlyLabel is a label waiting for its prediction.
+type earlyLabel struct {
+	label     float64
+	eventTime int64 // when it became known; 0 if unset
 }
 
 func newJoiner(maxEntries int, maxAge int64) *joiner {
-	return &joiner{maxEntries: maxEntries, maxAge: maxAge, byTx: map[string]pending{}}
+	return &joiner{maxEntries: maxEntries, maxAge: maxAge, byTx: map[string]pending{},
+		early: map[string]earlyLabel{}, maxEarly: max(maxEntries/10, 1)}
+}
+
+// park keeps a label whose prediction has not been seen; it returns false when the oldest
+// parked label had to make room (that one is lost to the join and counted by the caller).
+func (j *joiner) park(key string, l earlyLabel) (evicted bool) {
+	if _, ok := j.early[key]; !ok {
+		j.earlyOrder = append(j.earlyOrder, key)
+	}
+	j.early[key] = l
+	for len(j.early) > j.maxEarly && len(j.earlyOrder) > 0 {
+		old := j.earlyOrder[0]
+		j.earlyOrder = j.earlyOrder[1:]
+		if _, ok := j.early[old]; ok {
+			delete(j.early, old)
+			evicted = true
+		}
+	}
+	if len(j.earlyOrder) > 2*j.maxEarly {
+		kept := j.earlyOrder[:0]
+		for _, k := range j.earlyOrder {
+			if _, ok := j.early[k]; ok {
+				kept = append(kept, k)
+			}
+		}
+		j.earlyOrder = kept
+	}
+	return evicted
+}
+
+// claim returns and forgets the parked label of key.
+func (j *joiner) claim(key string) (earlyLabel, bool) {
+	l, ok := j.early[key]
+	if ok {
+		delete(j.early, key)
+	}
+	return l, ok
 }
 
 // put records a prediction; a second prediction of the same transaction replaces the first.
