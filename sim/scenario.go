@@ -85,3 +85,22 @@ func (s *Sim) AddDrift(d Drift) error {
 	s.cfg.Drifts = slices.Insert(slices.Clone(s.cfg.Drifts), i, d)
 	return nil
 }
+
+// AddDrift adds d to a running session simulation: it applies from the first session at or
+// after d.At (at once when d.At has passed), after the drifts already applied. Load
+// generators use it to switch a scenario on at a wall-clock moment
+// (SessionScenarioDrift(name, last session time)).
+func (s *Sessions) AddDrift(d SessionDrift) error {
+	if d.At.IsZero() {
+		return errors.New("session drift has no time")
+	}
+	if d.CartValueScale < 0 || d.EngagementScale < 0 || d.MobileShare < 0 || d.MobileShare > 1 || d.DiscountShare < 0 || d.DiscountShare > 1 {
+		return errors.New("session drift has a negative scale or a share outside [0, 1]")
+	}
+	i := len(s.cfg.Drifts)
+	for i > s.nextDrift && s.cfg.Drifts[i-1].At.After(d.At) {
+		i--
+	}
+	s.cfg.Drifts = slices.Insert(slices.Clone(s.cfg.Drifts), i, d)
+	return nil
+}

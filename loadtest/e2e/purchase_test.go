@@ -15,9 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
-	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
@@ -26,38 +24,6 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 	"github.com/streaming-mlops/mlops/sim"
 )
-
-// shopEvent converts a simulated session into the shop event a shop would publish: the
-// commerce block plus the attributes the features service reads for the purchase features
-// (docs/purchase.md). The transaction id is the session id, the account the customer.
-func shopEvent(s *sim.Session) *eventsv1.Transaction {
-	channel := eventsv1.Channel_CHANNEL_ONLINE
-	if s.IsMobile {
-		channel = eventsv1.Channel_CHANNEL_MOBILE
-	}
-	attrs := map[string]string{
-		"product_views":  strconv.Itoa(s.ProductViews),
-		"past_purchases": strconv.Itoa(s.PastPurchases),
-		"discount_ratio": strconv.FormatFloat(s.DiscountRatio, 'g', -1, 64),
-	}
-	if s.LastPurchaseTime != nil {
-		attrs["last_purchase_time"] = s.LastPurchaseTime.Format(time.RFC3339Nano)
-	}
-	return &eventsv1.Transaction{
-		EventId: s.SessionID, EventTime: timestamppb.New(s.EventTime), TransactionId: s.SessionID, AccountId: s.CustomerID,
-		Amount: s.CartValue, Currency: "EUR", MerchantId: "shop-1", Channel: channel, Source: "shop-web", Attributes: attrs,
-		Commerce: &eventsv1.CommerceSession{SessionId: s.SessionID, PageViews: int32(s.PageViews),
-			SessionDurationSeconds: s.TimeOnSiteSeconds, CartItems: int32(s.CartItems), CartValue: s.CartValue,
-			ReturningCustomer: s.IsReturning},
-	}
-}
-
-// purchaseLabel converts a simulated purchase outcome into a labels.v1 record's payload.
-func purchaseLabel(l *sim.PurchaseLabel, txTime time.Time) *eventsv1.Label {
-	return &eventsv1.Label{EventId: l.EventID, EventTime: timestamppb.New(l.EventTime), TransactionId: l.SessionID,
-		AccountId: l.CustomerID, Label: l.Label, Kind: eventsv1.LabelKind_LABEL_KIND_PURCHASE, Source: "simulator",
-		TransactionTime: timestamppb.New(txTime)}
-}
 
 // TestPurchaseEndToEnd: the purchase use case next to fraud, as separate processes on the
 // real stack. The trainer trains and promotes a fraud and a purchase model from simulated
@@ -133,7 +99,7 @@ func TestPurchaseEndToEnd(t *testing.T) {
 	shopTime := map[string]time.Time{}
 	addLabels := func(ls []sim.PurchaseLabel) {
 		for i := range ls {
-			b, err := proto.Marshal(purchaseLabel(&ls[i], shopTime[ls[i].SessionID]))
+			b, err := proto.Marshal(ls[i].Proto(shopTime[ls[i].SessionID]))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +110,7 @@ func TestPurchaseEndToEnd(t *testing.T) {
 		s, due := ss.Next()
 		shopTime[s.SessionID] = s.EventTime
 		addLabels(due)
-		tx := shopEvent(&s)
+		tx := s.Proto()
 		var b []byte
 		ct := topics.ContentTypeProtobuf
 		if i%3 == 0 { // a third as JSON, as shops mostly send it
