@@ -77,7 +77,7 @@ if [[ -f $RUN/loadgen.pid ]] && kill -0 "$(cat "$RUN/loadgen.pid")" 2>/dev/null;
   echo "load generator already running (pid $(cat "$RUN/loadgen.pid"))"
 else
   eval "$("$ROOT/scripts/stack.sh" env)"
-  nohup "$BIN/loadgen" -kafka.brokers "$MLOPS_TEST_KAFKA_BROKERS" -rate "$RATE" -n 0 -duration "$DURATION" \
+  nohup "$BIN/loadgen" -kafka.brokers "$MLOPS_TEST_KAFKA_BROKERS" -rate "$RATE" -shop-rate "${DEMO_SHOP_RATE:-5}" -n 0 -duration "$DURATION" \
     >"$RUN/loadgen.log" 2>&1 &
   echo $! >"$RUN/loadgen.pid"
   echo "load generator: $RATE tx/s for $DURATION (log $RUN/loadgen.log)"

@@ -9,6 +9,15 @@
 //
 //	go run ./loadtest/cmd/loadgen -rate 50 -duration 30m -drift new-pattern -drift-after 10m
 //
+// -shop-rate r adds shop traffic next to the payments: r simulated shopping sessions a second
+// (sim.NewSessions) as shop events (transactions with the commerce block, sim.Session.Proto)
+// on the same topic, and their purchase outcomes as LABEL_KIND_PURCHASE labels once they are
+// due, -label-delay of sim time after each session ends. It is 0 (no shop events) by
+// default; make demo runs with -shop-rate 5. -drift applies to the sessions too
+// (sim.SessionScenarioDrift), switched on at the same wall-clock moment:
+//
+//	go run ./loadtest/cmd/loadgen -rate 20 -shop-rate 5 -duration 30m -drift season -drift-after 10m
+//
 // Transactions are published as JSON (content-type application/json, as transaction systems
 // send them) or, for -proto-fraction of them, as protobuf; labels as protobuf Label. Sim time
 // starts -lag before now and is never allowed to run ahead of the wall clock, so event times
@@ -26,11 +35,13 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
@@ -64,6 +75,9 @@ type options struct {
 	labelTopic    string
 	drift         string
 	driftAfter    time.Duration
+	shopRate      float64
+	shopN         int
+	customers     int
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -83,6 +97,9 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	flagenv.StringVar(fs, getenv, &o.labelTopic, "label-topic", "LOADGEN_LABEL_TOPIC", topics.Labels, "topic for labels")
 	flagenv.StringVar(fs, getenv, &o.drift, "drift", "LOADGEN_DRIFT", "", "drift scenario to switch on mid-run: "+strings.Join(sim.Scenarios(), ", ")+" (empty: none)")
 	flagenv.DurationVar(fs, getenv, &o.driftAfter, "drift-after", "LOADGEN_DRIFT_AFTER", 5*time.Minute, "wall-clock time after the start at which -drift switches on")
+	flagenv.Float64Var(fs, getenv, &o.shopRate, "shop-rate", "LOADGEN_SHOP_RATE", 0, "shop events (simulated shopping sessions) per second, with their purchase labels (0: none)")
+	flagenv.IntVar(fs, getenv, &o.shopN, "shop-n", "LOADGEN_SHOP_N", 0, "stop the shop traffic after this many shop events (0: it stops with the payments)")
+	flagenv.IntVar(fs, getenv, &o.customers, "shop-customers", "LOADGEN_SHOP_CUSTOMERS", 2000, "simulated shop customers")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return o, err
 	}
@@ -93,6 +110,9 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	}
 	if o.rate < 0 || o.protoFraction < 0 || o.protoFraction > 1 {
 		errs = append(errs, errors.New("-rate must be >= 0 and -proto-fraction within [0, 1]"))
+	}
+	if o.shopRate < 0 || o.shopN < 0 || o.customers < 1 {
+		errs = append(errs, errors.New("-shop-rate and -shop-n must be >= 0 and -shop-customers >= 1"))
 	}
 	if o.labelDelay <= 0 {
 		errs = append(errs, errors.New("-label-delay must be positive"))
@@ -116,6 +136,19 @@ type stats struct {
 	Labels       int `json:"labels"`
 	Fraud        int `json:"fraud"`
 	// DriftAt is the sim time at which -drift switched on (empty: it did not).
+	DriftAt string `json:"drift_at,omitempty"`
+	// Shop counts the shop traffic (-shop-rate); nil without it.
+	Shop *shopStats `json:"shop,omitempty"`
+}
+
+// shopStats counts the shop traffic of one run.
+type shopStats struct {
+	Events    int `json:"events"`
+	JSON      int `json:"json"`
+	Proto     int `json:"protobuf"`
+	Labels    int `json:"labels"`
+	Purchases int `json:"purchases"` // labels with outcome 1
+	// DriftAt is the sim time at which -drift switched on for the sessions.
 	DriftAt string `json:"drift_at,omitempty"`
 }
 
@@ -144,8 +177,39 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	return err
 }
 
-// run publishes until o.n transactions are out or ctx ends.
+// run publishes payments until o.n transactions are out or ctx ends and, with o.shopRate,
+// shop traffic next to them (runShop) until o.shopN shop events are out, or with the payments
+// when o.shopN is 0. It returns when both are done.
+// write must be safe for concurrent use (kafka.Writer is): both call it.
 func run(ctx context.Context, o options, now func() time.Time, write func(context.Context, ...kafka.Message) error) (stats, error) {
+	if o.shopRate <= 0 {
+		return runPayments(ctx, o, now, write)
+	}
+	shopCtx, stopShop := context.WithCancel(ctx)
+	defer stopShop()
+	var (
+		wg      sync.WaitGroup
+		shop    shopStats
+		shopErr error
+	)
+	wg.Go(func() { shop, shopErr = runShop(shopCtx, o, now, write) })
+	st, err := runPayments(shopCtx, o, now, write)
+	if o.shopN <= 0 || err != nil {
+		stopShop() // an unbounded shop stops with the payments
+	}
+	wg.Wait()
+	st.Shop = &shop
+	if errors.Is(shopErr, context.Canceled) && ctx.Err() == nil {
+		shopErr = nil // stopped with the payments
+	}
+	if errors.Is(err, context.Canceled) && ctx.Err() == nil && shopErr != nil {
+		err = nil // the shop failure stopped the payments; report it alone
+	}
+	return st, errors.Join(err, shopErr)
+}
+
+// runPayments publishes payment transactions until o.n are out or ctx ends.
+func runPayments(ctx context.Context, o options, now func() time.Time, write func(context.Context, ...kafka.Message) error) (stats, error) {
 	cfg := sim.DefaultConfig()
 	cfg.Seed = o.seed
 	cfg.Accounts = o.accounts
@@ -237,6 +301,91 @@ func run(ctx context.Context, o options, now func() time.Time, write func(contex
 	return st, nil
 }
 
+// runShop publishes shop events at o.shopRate a second until o.shopN are out or ctx ends,
+// with each session's purchase label once it is due. Sim time starts o.lag before now at one
+// session per sim second and, like the payments', never runs ahead of the wall clock.
+func runShop(ctx context.Context, o options, now func() time.Time, write func(context.Context, ...kafka.Message) error) (shopStats, error) {
+	cfg := sim.SessionConfig{Seed: o.seed, Customers: o.customers, LabelDelay: o.labelDelay,
+		Start: now().Add(-o.lag).Truncate(time.Second)}
+	ss, err := sim.NewSessions(cfg)
+	if err != nil {
+		return shopStats{}, err
+	}
+	var st shopStats
+	t := time.NewTicker(time.Duration(float64(time.Second) / o.shopRate))
+	defer t.Stop()
+	protoEvery := 0
+	if o.protoFraction > 0 {
+		protoEvery = int(1 / o.protoFraction)
+	}
+	// The event time of every session whose label is not out yet: a label carries it.
+	pending := map[string]time.Time{}
+	begin := now()
+	last := cfg.Start
+	for o.shopN <= 0 || st.Events < o.shopN {
+		if o.drift != "" && st.DriftAt == "" && now().Sub(begin) >= o.driftAfter {
+			d, err := sim.SessionScenarioDrift(o.drift, last)
+			if err == nil {
+				err = ss.AddDrift(d)
+			}
+			if err != nil {
+				return st, err
+			}
+			st.DriftAt = last.Format(time.RFC3339Nano)
+		}
+		s, labels := ss.Next()
+		last = s.EventTime
+		pending[s.SessionID] = s.EventTime
+		if wait := s.EventTime.Sub(now()); wait > 0 {
+			if err := sleep(ctx, wait); err != nil {
+				return st, err
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+		asProto := protoEvery > 0 && st.Events%protoEvery == 0
+		m, err := shopMessage(o.txTopic, &s, asProto)
+		if err != nil {
+			return st, err
+		}
+		msgs := []kafka.Message{m}
+		if o.labels {
+			for i := range labels {
+				l := &labels[i]
+				lm, err := purchaseLabelMessage(o.labelTopic, l, pending[l.SessionID])
+				if err != nil {
+					return st, err
+				}
+				msgs = append(msgs, lm)
+			}
+		}
+		for i := range labels {
+			delete(pending, labels[i].SessionID)
+		}
+		if err := write(ctx, msgs...); err != nil {
+			return st, fmt.Errorf("publish shop event %s: %w", s.SessionID, err)
+		}
+		st.Events++
+		if asProto {
+			st.Proto++
+		} else {
+			st.JSON++
+		}
+		if o.labels {
+			st.Labels += len(labels)
+			for i := range labels {
+				if labels[i].Label == 1 {
+					st.Purchases++
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -269,4 +418,30 @@ func labelMessage(topic string, l *sim.Label) (kafka.Message, error) {
 		return kafka.Message{}, fmt.Errorf("encode label: %w", err)
 	}
 	return kafkaio.NewRecord(topic, []byte(l.TransactionID), b, topics.ContentTypeProtobuf, nil), nil
+}
+
+// shopMessage encodes a session as the shop event of the contract: protobuf, or protojson
+// (what a shop sends as application/json), keyed by the customer (the account).
+func shopMessage(topic string, s *sim.Session, asProto bool) (kafka.Message, error) {
+	tx := s.Proto()
+	ct := topics.ContentTypeJSON
+	marshal := protojson.Marshal
+	if asProto {
+		ct, marshal = topics.ContentTypeProtobuf, proto.Marshal
+	}
+	b, err := marshal(tx)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode shop event: %w", err)
+	}
+	return kafkaio.NewRecord(topic, []byte(tx.GetAccountId()), b, ct, nil), nil
+}
+
+// purchaseLabelMessage encodes a purchase outcome as a labels.v1 record keyed by the session
+// (the shop event's transaction id); txTime is the session's event time.
+func purchaseLabelMessage(topic string, l *sim.PurchaseLabel, txTime time.Time) (kafka.Message, error) {
+	b, err := proto.Marshal(l.Proto(txTime))
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode purchase label: %w", err)
+	}
+	return kafkaio.NewRecord(topic, []byte(l.SessionID), b, topics.ContentTypeProtobuf, nil), nil
 }
