@@ -244,21 +244,29 @@ func crossings(st *window.Stats, ref *Reference, cfg Config) []crossing {
 		}
 		return out
 	}
+	// Realized AUC carries sampling noise (a window's labels hold few positives): a drop or a
+	// gap counts only beyond twice its standard error as well as beyond the configured size.
+	noise := 2 * p.AUCStdErr
+	if math.IsNaN(noise) {
+		noise = 0
+	}
 	if !math.IsNaN(p.ReferenceAUC) {
-		floor := p.ReferenceAUC - cfg.AUCDrop
+		floor := p.ReferenceAUC - max(cfg.AUCDrop, noise)
 		if p.RealizedJudged && p.AUC < floor {
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_AUC, value: p.AUC, threshold: floor,
-				severity: lowSeverity(p.AUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference %.4f, %d labels", p.ReferenceAUC, p.LabelledAUCSample)})
+				severity: lowSeverity(p.AUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference %.4f, %d labels, %d positives, SE %.3f", p.ReferenceAUC, p.LabelledAUCSample, p.Positives, p.AUCStdErr)})
 		}
+		floor = p.ReferenceAUC - cfg.AUCDrop
 		if p.EstAUC < floor {
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATED_AUC, value: p.EstAUC, threshold: floor,
 				severity: lowSeverity(p.EstAUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference %.4f", p.ReferenceAUC)})
 		}
 	}
 	if p.RealizedJudged {
-		if gap := p.EstAUCLabelled - p.AUC; gap > cfg.EstimationGap {
-			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATION_GAP, value: gap, threshold: cfg.EstimationGap,
-				severity: severity(gap, cfg.EstimationGap, 0), detail: fmt.Sprintf("estimated %.4f, realized %.4f: concept drift", p.EstAUCLabelled, p.AUC)})
+		if th := max(cfg.EstimationGap, noise); p.EstAUCLabelled-p.AUC > th {
+			gap := p.EstAUCLabelled - p.AUC
+			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATION_GAP, value: gap, threshold: th,
+				severity: severity(gap, th, 0), detail: fmt.Sprintf("estimated %.4f, realized %.4f (SE %.3f): concept drift", p.EstAUCLabelled, p.AUC, p.AUCStdErr)})
 		}
 	}
 	return out

@@ -79,6 +79,9 @@ func (mo *monitor) checkWatch(c *Closed, regression bool) *eventsv1.DriftEvent {
 	metric := eventsv1.DriftMetric_DRIFT_METRIC_AUC
 	if vp, ok := c.ByVersion[versionNumber(w.cur)]; ok && int64(vp.Labels) >= mo.cfg.minLabels() && !math.IsNaN(w.prevRealized) {
 		value, base = vp.Metric, w.prevRealized
+		if se := c.Stats.Perf.AUCStdErr; !regression && !math.IsNaN(se) {
+			margin = max(margin, 2*se) // beyond the window's sampling noise
+		}
 	} else if !regression && !math.IsNaN(w.prevEstimated) {
 		value, base, metric = c.Stats.Perf.EstAUC, w.prevEstimated, eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATED_AUC
 	}

@@ -68,16 +68,20 @@ type ColumnStats struct {
 
 // Performance is the window's model quality. Metrics that do not apply or lack data are NaN.
 type Performance struct {
-	Predictions, Labelled                     int64
-	LabelCoverage                             float64
-	AlertRate, ReferenceAlertRate             float64
-	Threshold                                 float64
-	AUC, Precision, Recall, LogLoss           float64
-	FraudCaught, FraudMissed, FalsePosCost    float64
-	MSE, MAE                                  float64
-	EstAUC, EstPrecision, EstRecall           float64
-	EstAUCLabelled                            float64
-	ReferenceAUC, ReferenceMSE                float64
+	Predictions, Labelled                  int64
+	LabelCoverage                          float64
+	AlertRate, ReferenceAlertRate          float64
+	Threshold                              float64
+	AUC, Precision, Recall, LogLoss        float64
+	FraudCaught, FraudMissed, FalsePosCost float64
+	MSE, MAE                               float64
+	EstAUC, EstPrecision, EstRecall        float64
+	EstAUCLabelled                         float64
+	ReferenceAUC, ReferenceMSE             float64
+	// Positives among the labelled rows and the standard error of AUC (Hanley–McNeil): the
+	// sampling noise a realized AUC carries with this many positives and negatives.
+	Positives                                 int
+	AUCStdErr                                 float64
 	Judged                                    bool // enough predictions to judge drift
 	RealizedJudged                            bool // enough labels for realized metrics
 	LabelledAUCSample, LabelledScoreSampleLen int
@@ -178,7 +182,7 @@ func evalPerformance(s *State, ref *Reference) Performance {
 		Predictions: s.Predictions, Labelled: s.Labels,
 		ReferenceAlertRate: ref.AlertRate, ReferenceAUC: ref.ReferenceAUC, ReferenceMSE: ref.ReferenceMSE,
 		AUC: nan, Precision: nan, Recall: nan, LogLoss: nan, FraudCaught: nan, FraudMissed: nan, FalsePosCost: nan,
-		MSE: nan, MAE: nan, EstAUC: nan, EstPrecision: nan, EstRecall: nan, EstAUCLabelled: nan, Threshold: nan,
+		MSE: nan, MAE: nan, AUCStdErr: nan, EstAUC: nan, EstPrecision: nan, EstRecall: nan, EstAUCLabelled: nan, Threshold: nan,
 	}
 	if s.Predictions > 0 {
 		p.AlertRate = float64(s.Alerts) / float64(s.Predictions)
@@ -219,6 +223,8 @@ func evalPerformance(s *State, ref *Reference) Performance {
 			}
 		}
 		p.AUC = driftstat.AUC(scores, labels)
+		p.Positives = int(tp + fn)
+		p.AUCStdErr = AUCStdErr(p.AUC, p.Positives, len(rows)-p.Positives)
 		p.LogLoss = driftstat.LogLoss(scores, labels)
 		p.Precision = ratio(tp, tp+fp)
 		p.Recall = ratio(tp, tp+fn)
@@ -260,4 +266,16 @@ func realized(scores, targets []float64, regression bool) float64 {
 		labels[i] = t >= 0.5
 	}
 	return driftstat.AUC(scores, labels)
+}
+
+// AUCStdErr is the standard error of an AUC of a over pos positives and neg negatives, by
+// Hanley and McNeil (1982): with Q1 = a/(2−a) and Q2 = 2a²/(1+a),
+// SE² = (a(1−a) + (pos−1)(Q1−a²) + (neg−1)(Q2−a²)) / (pos·neg). NaN without both classes.
+func AUCStdErr(a float64, pos, neg int) float64 {
+	if pos <= 0 || neg <= 0 || math.IsNaN(a) {
+		return math.NaN()
+	}
+	q1, q2 := a/(2-a), 2*a*a/(1+a)
+	v := (a*(1-a) + float64(pos-1)*(q1-a*a) + float64(neg-1)*(q2-a*a)) / float64(pos*neg)
+	return math.Sqrt(max(v, 0))
 }

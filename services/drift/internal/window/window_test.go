@@ -156,3 +156,19 @@ func TestSampleBottomK(t *testing.T) {
 		t.Errorf("Column(0) = %v", got)
 	}
 }
+
+func TestAUCStdErr(t *testing.T) {
+	t.Parallel()
+	// Hanley–McNeil by hand: a = 0.5, 100 positives and 100 negatives: Q1 = Q2 = 1/3,
+	// SE² = (0.25 + 99(1/3−0.25)·2) / 10⁴.
+	want := math.Sqrt((0.25 + 2*99*(1.0/3-0.25)) / 1e4)
+	if got := AUCStdErr(0.5, 100, 100); math.Abs(got-want) > 1e-12 {
+		t.Errorf("AUCStdErr(0.5, 100, 100) = %v, want %v", got, want)
+	}
+	if few, many := AUCStdErr(0.9, 20, 1000), AUCStdErr(0.9, 200, 10000); !(few > many) {
+		t.Errorf("SE with 20 positives %v not above SE with 200 %v", few, many)
+	}
+	if !math.IsNaN(AUCStdErr(0.9, 0, 10)) {
+		t.Error("SE without positives is not NaN")
+	}
+}
