@@ -11,7 +11,7 @@ import (
 // one half. Tied scores form one ROC step (the trapezoid rule over distinct thresholds,
 // which equals the Mann–Whitney statistic with average ranks), so AUC equals
 // sklearn.metrics.roc_auc_score to rounding. It sorts a copy of the row order: O(n log n)
-// time, one allocation of n ints.
+// time, one allocation of n int32 row indices.
 //
 // AUC is NaN when the slices are empty or of different lengths, when either class is absent
 // (where sklearn raises), and when any score is NaN.
