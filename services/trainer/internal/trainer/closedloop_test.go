@@ -341,3 +341,28 @@ func TestTrainerWaitsForLabels(t *testing.T) {
 		t.Errorf("skipped runs = %v, want 0 while waiting", got)
 	}
 }
+
+// TestManualRetrainLeavesDriftCooldown: a manual retrain (the first version, or one an
+// analyst ran) does not start the drift cooldown, so a drift event right after it still
+// retrains: the detector recommends retraining only once per shift.
+func TestManualRetrainLeavesDriftCooldown(t *testing.T) {
+	st := startTrainer(t, 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	model := "test-manual-" + st.modelKey
+	if _, err := st.client.Retrain(admin(ctx), &trainerv1.RetrainRequest{ModelName: model, Actor: "tester", Reason: "first version"}); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := st.srv.lastRetrain(ctx, model); err != nil || !last.IsZero() {
+		t.Fatalf("retrain time after a manual retrain = %v, %v; want unset", last, err)
+	}
+	if _, err := st.srv.HandleDrift(ctx, driftRecord(t, &eventsv1.DriftEvent{ModelName: model, Retrain: true, Message: "shift"})); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(st.srv.m.driftEvents.WithLabelValues("retrained")); got != 1 {
+		t.Errorf("drift events that retrained = %v, want 1 (no cooldown from the manual run)", got)
+	}
+	if last, err := st.srv.lastRetrain(ctx, model); err != nil || last.IsZero() {
+		t.Errorf("retrain time after the drift retrain = %v, %v; want set", last, err)
+	}
+}

@@ -23,9 +23,9 @@ const (
 	// TagRetrainLease is "<owner> <expiry RFC3339>": a run of the model is in progress on
 	// owner until expiry unless renewed.
 	TagRetrainLease = "mlops.retrain.lease"
-	// TagRetrainLast is the RFC3339 time the last retrain completed (registered a version,
-	// promoted or rejected on merit); drift-triggered retrains wait Config.RetrainCooldown
-	// after it.
+	// TagRetrainLast is the RFC3339 time the last drift-triggered retrain completed
+	// (registered a version, promoted or rejected on merit); drift-triggered retrains wait
+	// Config.RetrainCooldown after it. Manual retrains do not set it.
 	TagRetrainLast = "mlops.retrain.last"
 )
 
@@ -254,9 +254,9 @@ func (h *heldLease) renew(ctx context.Context) {
 	}
 }
 
-// release stops renewing and ends the lease. When completed (the run registered a version,
-// promoted or rejected on merit) it first records the completion time, which starts the
-// drift cooldown; a failed or skipped run does not. The lease tag is deleted only if it is
+// release stops renewing and ends the lease. When completed (a drift-triggered run registered
+// a version, promoted or rejected on merit) it first records the completion time, which
+// starts the drift cooldown; a manual, failed or skipped run does not. The lease tag is deleted only if it is
 // still ours. Errors are logged: the lease expires by itself.
 func (h *heldLease) release(ctx context.Context, completed bool) {
 	h.cancel(nil)

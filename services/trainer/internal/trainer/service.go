@@ -359,7 +359,10 @@ func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, o
 			Task: taskProto(spec.Task), Metrics: metrics,
 		})
 	}
-	completed = true
+	// Only a drift-triggered run starts the drift cooldown: a manual retrain (or the first
+	// version) just before a drift event must not swallow it, since the detector recommends
+	// retraining once per shift.
+	completed = trigger == "drift"
 	elapsed := s.now().Sub(start)
 	resp.DurationSeconds = elapsed.Seconds()
 	s.m.lastSuccess.Set(float64(s.now().UnixNano()) / 1e9)
