@@ -95,6 +95,12 @@ type Profile struct {
 	Calibration *driftstat.Isotonic `json:"calibration,omitempty"`
 	// Holdout are the model's metrics on its training holdout (evaluate's names: auc, mse…).
 	Holdout map[string]float64 `json:"holdout,omitempty"`
+	// EstimatedAUC is the confidence-based estimate of AUC (Calibration applied to the
+	// holdout scores, driftstat.EstimatePerformance) — what the drift service's estimate reads
+	// on traffic like the holdout. Isotonic calibration has flat steps, inside which the
+	// estimate sees no discrimination, so it sits below the realized AUC; live estimates are
+	// compared with this, not with the realized holdout AUC. Zero when not computed.
+	EstimatedAUC float64 `json:"estimated_auc,omitempty"`
 }
 
 // Calibration methods (Alarm.Method).

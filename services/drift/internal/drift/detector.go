@@ -256,17 +256,23 @@ func crossings(st *window.Stats, ref *Reference, cfg Config) []crossing {
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_AUC, value: p.AUC, threshold: floor,
 				severity: lowSeverity(p.AUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference %.4f, %d labels, %d positives, SE %.3f", p.ReferenceAUC, p.LabelledAUCSample, p.Positives, p.AUCStdErr)})
 		}
-		floor = p.ReferenceAUC - cfg.AUCDrop
+	}
+	// Estimates compare with the calibration's estimate on the holdout (its own bias, see
+	// profile.EstimatedAUC), not with the realized holdout AUC.
+	if !math.IsNaN(p.ReferenceEstAUC) {
+		floor := p.ReferenceEstAUC - cfg.AUCDrop
 		if p.EstAUC < floor {
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATED_AUC, value: p.EstAUC, threshold: floor,
-				severity: lowSeverity(p.EstAUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference %.4f", p.ReferenceAUC)})
+				severity: lowSeverity(p.EstAUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference estimate %.4f", p.ReferenceEstAUC)})
 		}
 	}
-	if p.RealizedJudged {
-		if th := max(cfg.EstimationGap, noise); p.EstAUCLabelled-p.AUC > th {
-			gap := p.EstAUCLabelled - p.AUC
+	// The gap between estimated and realized AUC on the same labelled rows, less the gap the
+	// calibration shows on the holdout: what is left is the change of P(label | score).
+	if base := p.ReferenceEstAUC - p.ReferenceAUC; p.RealizedJudged && !math.IsNaN(base) {
+		if th := max(cfg.EstimationGap, noise); p.EstAUCLabelled-p.AUC-base > th {
+			gap := p.EstAUCLabelled - p.AUC - base
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATION_GAP, value: gap, threshold: th,
-				severity: severity(gap, th, 0), detail: fmt.Sprintf("estimated %.4f, realized %.4f (SE %.3f): concept drift", p.EstAUCLabelled, p.AUC, p.AUCStdErr)})
+				severity: severity(gap, th, 0), detail: fmt.Sprintf("estimated %.4f, realized %.4f (SE %.3f), holdout gap %.4f: concept drift", p.EstAUCLabelled, p.AUC, p.AUCStdErr, base)})
 		}
 	}
 	return out

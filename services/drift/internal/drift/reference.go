@@ -96,7 +96,10 @@ func NewReference(model, version, runID string, spec featurespec.Spec, threshold
 	ref := &window.Reference{
 		Regression: spec.Task == featurespec.TaskRegression, Threshold: threshold, AlertRate: prof.AlertRate,
 		Calibration: prof.Calibration, ReviewCost: cfg.ReviewCost, MinCount: int64(cfg.MinCount), MinLabels: int64(cfg.MinLabels),
-		ReferenceAUC: metric(prof.Holdout, "auc"), ReferenceMSE: metric(prof.Holdout, "mse"),
+		ReferenceAUC: metric(prof.Holdout, "auc"), ReferenceMSE: metric(prof.Holdout, "mse"), ReferenceEstAUC: math.NaN(),
+	}
+	if prof.EstimatedAUC > 0 {
+		ref.ReferenceEstAUC = prof.EstimatedAUC
 	}
 	names := spec.Names()
 	for i, f := range spec.Features {

@@ -44,6 +44,13 @@ func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.
 		}
 		if c := driftstat.FitIsotonic(t.HoldoutScores, labels); len(c.X) > 0 {
 			prof.Calibration = &c
+			probs := make([]float64, len(t.HoldoutScores))
+			for i, s := range t.HoldoutScores {
+				probs[i] = c.Apply(s)
+			}
+			if e := driftstat.EstimatePerformance(probs, threshold, t.HoldoutScores).AUC; !math.IsNaN(e) {
+				prof.EstimatedAUC = e
+			}
 		}
 	}
 	return prof, nil
