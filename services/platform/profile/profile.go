@@ -93,6 +93,10 @@ type Profile struct {
 	// Calibration maps a score to a calibrated probability of the positive label, fitted on
 	// the training holdout (binary only), for performance estimation before labels.
 	Calibration *driftstat.Isotonic `json:"calibration,omitempty"`
+	// Platt is a logistic calibration fitted on the same holdout. Performance estimation uses
+	// it when present: being strictly increasing it keeps the model's ranking, where the
+	// isotonic map's flat steps bias an estimate of AUC low.
+	Platt *driftstat.Platt `json:"platt,omitempty"`
 	// Holdout are the model's metrics on its training holdout (evaluate's names: auc, mse…).
 	Holdout map[string]float64 `json:"holdout,omitempty"`
 	// EstimatedAUC is the confidence-based estimate of AUC (Calibration applied to the

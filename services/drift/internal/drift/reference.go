@@ -95,11 +95,18 @@ func NewReference(model, version, runID string, spec featurespec.Spec, threshold
 	l := &window.Layout{SampleSize: cfg.WindowCount, LabelledSize: cfg.LabelledSample}
 	ref := &window.Reference{
 		Regression: spec.Task == featurespec.TaskRegression, Threshold: threshold, AlertRate: prof.AlertRate,
-		Calibration: prof.Calibration, ReviewCost: cfg.ReviewCost, MinCount: int64(cfg.MinCount), MinLabels: int64(cfg.MinLabels),
+		ReviewCost: cfg.ReviewCost, MinCount: int64(cfg.MinCount), MinLabels: int64(cfg.MinLabels),
 		ReferenceAUC: metric(prof.Holdout, "auc"), ReferenceMSE: metric(prof.Holdout, "mse"), ReferenceEstAUC: math.NaN(),
 	}
-	if prof.EstimatedAUC > 0 {
-		ref.ReferenceEstAUC = prof.EstimatedAUC
+	switch {
+	case prof.Platt != nil:
+		ref.Calibration = *prof.Platt
+		if prof.EstimatedAUC > 0 {
+			ref.ReferenceEstAUC = prof.EstimatedAUC
+		}
+	case prof.Calibration != nil:
+		// An older profile: isotonic only; its estimate has no reference to compare with.
+		ref.Calibration = *prof.Calibration
 	}
 	names := spec.Names()
 	for i, f := range spec.Features {

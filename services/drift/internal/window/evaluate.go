@@ -43,7 +43,7 @@ type Reference struct {
 	AlertRate float64
 	// Calibration maps a raw score to a calibrated probability (binary); nil disables
 	// estimation.
-	Calibration *driftstat.Isotonic
+	Calibration Calibrator
 	// ReferenceAUC and ReferenceMSE are the champion's holdout metrics (NaN if unknown).
 	ReferenceAUC, ReferenceMSE float64
 	// ReferenceEstAUC is the estimate of AUC the calibration gives on the holdout (NaN if
@@ -245,7 +245,13 @@ func evalPerformance(s *State, ref *Reference) Performance {
 	return p
 }
 
-func estimate(c *driftstat.Isotonic, scores []float64, threshold float64) driftstat.Estimate {
+// Calibrator maps a model score to a calibrated probability of the positive label
+// (driftstat.Platt or driftstat.Isotonic).
+type Calibrator interface {
+	Apply(score float64) float64
+}
+
+func estimate(c Calibrator, scores []float64, threshold float64) driftstat.Estimate {
 	probs := make([]float64, len(scores))
 	for i, s := range scores {
 		probs[i] = c.Apply(s)

@@ -13,8 +13,9 @@ import (
 // with: quantile bins and samples of the training rows and their scores, alarm thresholds
 // calibrated at the drift service's window size (alarmWindow; 0 takes the default), the
 // serving threshold and the reference alert rate, the holdout metrics and, for binary
-// models, the isotonic calibration of scores fitted on the holdout (for performance
-// estimation before labels arrive).
+// models, the isotonic and the logistic (Platt) calibration of scores fitted on the holdout
+// (for performance estimation before labels arrive) and the estimate of AUC the latter gives
+// on the holdout.
 func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.Profile, error) {
 	prof, err := profile.Build(t.Spec.Fingerprint(), t.Spec.Names(), t.Split.Train.X, t.TrainScores, profile.Options{})
 	if err != nil {
@@ -44,6 +45,9 @@ func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.
 		}
 		if c := driftstat.FitIsotonic(t.HoldoutScores, labels); len(c.X) > 0 {
 			prof.Calibration = &c
+		}
+		if c, ok := driftstat.FitPlatt(t.HoldoutScores, labels); ok {
+			prof.Platt = &c
 			probs := make([]float64, len(t.HoldoutScores))
 			for i, s := range t.HoldoutScores {
 				probs[i] = c.Apply(s)
