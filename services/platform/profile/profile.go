@@ -105,6 +105,10 @@ type Profile struct {
 	// estimate sees no discrimination, so it sits below the realized AUC; live estimates are
 	// compared with this, not with the realized holdout AUC. Zero when not computed.
 	EstimatedAUC float64 `json:"estimated_auc,omitempty"`
+	// EstimatedAUCFloor is the lowest estimate of AUC that windows of the drift window size of
+	// consecutive holdout rows gave: how far a window's estimate wanders on unshifted data
+	// (rare positives make it noisy). Zero when the holdout is too short to tell.
+	EstimatedAUCFloor float64 `json:"estimated_auc_floor,omitempty"`
 }
 
 // Calibration methods (Alarm.Method).

@@ -259,8 +259,11 @@ func crossings(st *window.Stats, ref *Reference, cfg Config) []crossing {
 	}
 	// Estimates compare with the calibration's estimate on the holdout (its own bias, see
 	// profile.EstimatedAUC), not with the realized holdout AUC.
-	if !math.IsNaN(p.ReferenceEstAUC) {
-		floor := p.ReferenceEstAUC - cfg.AUCDrop
+	// The estimate wanders with the few positives a window expects: it alarms only below the
+	// lowest estimate a window of the holdout gave, as well as below the drop.
+	spread := p.ReferenceEstAUC - p.ReferenceEstFloor
+	if !math.IsNaN(spread) {
+		floor := min(p.ReferenceEstFloor, p.ReferenceEstAUC-cfg.AUCDrop)
 		if p.EstAUC < floor {
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATED_AUC, value: p.EstAUC, threshold: floor,
 				severity: lowSeverity(p.EstAUC, floor, cfg.AUCDrop), detail: fmt.Sprintf("reference estimate %.4f", p.ReferenceEstAUC)})
@@ -268,8 +271,8 @@ func crossings(st *window.Stats, ref *Reference, cfg Config) []crossing {
 	}
 	// The gap between estimated and realized AUC on the same labelled rows, less the gap the
 	// calibration shows on the holdout: what is left is the change of P(label | score).
-	if base := p.ReferenceEstAUC - p.ReferenceAUC; p.RealizedJudged && !math.IsNaN(base) {
-		if th := max(cfg.EstimationGap, noise); p.EstAUCLabelled-p.AUC-base > th {
+	if base := p.ReferenceEstAUC - p.ReferenceAUC; p.RealizedJudged && !math.IsNaN(base) && !math.IsNaN(spread) {
+		if th := max(cfg.EstimationGap, noise+spread); p.EstAUCLabelled-p.AUC-base > th {
 			gap := p.EstAUCLabelled - p.AUC - base
 			out = append(out, crossing{metric: eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATION_GAP, value: gap, threshold: th,
 				severity: severity(gap, th, 0), detail: fmt.Sprintf("estimated %.4f, realized %.4f (SE %.3f), holdout gap %.4f: concept drift", p.EstAUCLabelled, p.AUC, p.AUCStdErr, base)})

@@ -96,13 +96,13 @@ func NewReference(model, version, runID string, spec featurespec.Spec, threshold
 	ref := &window.Reference{
 		Regression: spec.Task == featurespec.TaskRegression, Threshold: threshold, AlertRate: prof.AlertRate,
 		ReviewCost: cfg.ReviewCost, MinCount: int64(cfg.MinCount), MinLabels: int64(cfg.MinLabels),
-		ReferenceAUC: metric(prof.Holdout, "auc"), ReferenceMSE: metric(prof.Holdout, "mse"), ReferenceEstAUC: math.NaN(),
+		ReferenceAUC: metric(prof.Holdout, "auc"), ReferenceMSE: metric(prof.Holdout, "mse"), ReferenceEstAUC: math.NaN(), ReferenceEstFloor: math.NaN(),
 	}
 	switch {
 	case prof.Platt != nil:
 		ref.Calibration = *prof.Platt
-		if prof.EstimatedAUC > 0 {
-			ref.ReferenceEstAUC = prof.EstimatedAUC
+		if prof.EstimatedAUC > 0 && prof.EstimatedAUCFloor > 0 {
+			ref.ReferenceEstAUC, ref.ReferenceEstFloor = prof.EstimatedAUC, prof.EstimatedAUCFloor
 		}
 	case prof.Calibration != nil:
 		// An older profile: isotonic only; its estimate has no reference to compare with.

@@ -82,8 +82,9 @@ func (mo *monitor) checkWatch(c *Closed, regression bool) *eventsv1.DriftEvent {
 		if se := c.Stats.Perf.AUCStdErr; !regression && !math.IsNaN(se) {
 			margin = max(margin, 2*se) // beyond the window's sampling noise
 		}
-	} else if !regression && !math.IsNaN(w.prevEstimated) {
+	} else if spread := c.Stats.Perf.ReferenceEstAUC - c.Stats.Perf.ReferenceEstFloor; !regression && !math.IsNaN(w.prevEstimated) && !math.IsNaN(spread) {
 		value, base, metric = c.Stats.Perf.EstAUC, w.prevEstimated, eventsv1.DriftMetric_DRIFT_METRIC_ESTIMATED_AUC
+		margin = max(margin, spread) // beyond how far an estimate wanders on its own
 	}
 	if regression {
 		metric = eventsv1.DriftMetric_DRIFT_METRIC_MSE

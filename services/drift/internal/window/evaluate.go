@@ -47,8 +47,9 @@ type Reference struct {
 	// ReferenceAUC and ReferenceMSE are the champion's holdout metrics (NaN if unknown).
 	ReferenceAUC, ReferenceMSE float64
 	// ReferenceEstAUC is the estimate of AUC the calibration gives on the holdout (NaN if
-	// unknown): live estimates are compared with it.
-	ReferenceEstAUC float64
+	// unknown): live estimates are compared with it. ReferenceEstFloor is the lowest estimate
+	// a window of consecutive holdout rows gave (NaN if unknown): the estimate's own spread.
+	ReferenceEstAUC, ReferenceEstFloor float64
 	// ReviewCost is the cost of one false alert.
 	ReviewCost float64
 	// MinCount is the smallest number of predictions a window needs to be judged.
@@ -81,7 +82,7 @@ type Performance struct {
 	EstAUC, EstPrecision, EstRecall        float64
 	EstAUCLabelled                         float64
 	ReferenceAUC, ReferenceMSE             float64
-	ReferenceEstAUC                        float64
+	ReferenceEstAUC, ReferenceEstFloor     float64
 	// Positives among the labelled rows and the standard error of AUC (Hanley–McNeil): the
 	// sampling noise a realized AUC carries with this many positives and negatives.
 	Positives                                 int
@@ -184,7 +185,7 @@ func evalPerformance(s *State, ref *Reference) Performance {
 	nan := math.NaN()
 	p := Performance{
 		Predictions: s.Predictions, Labelled: s.Labels,
-		ReferenceAlertRate: ref.AlertRate, ReferenceAUC: ref.ReferenceAUC, ReferenceMSE: ref.ReferenceMSE, ReferenceEstAUC: ref.ReferenceEstAUC,
+		ReferenceAlertRate: ref.AlertRate, ReferenceAUC: ref.ReferenceAUC, ReferenceMSE: ref.ReferenceMSE, ReferenceEstAUC: ref.ReferenceEstAUC, ReferenceEstFloor: ref.ReferenceEstFloor,
 		AUC: nan, Precision: nan, Recall: nan, LogLoss: nan, FraudCaught: nan, FraudMissed: nan, FalsePosCost: nan,
 		MSE: nan, MAE: nan, AUCStdErr: nan, EstAUC: nan, EstPrecision: nan, EstRecall: nan, EstAUCLabelled: nan, Threshold: nan,
 	}

@@ -55,7 +55,32 @@ func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.
 			if e := driftstat.EstimatePerformance(probs, threshold, t.HoldoutScores).AUC; !math.IsNaN(e) {
 				prof.EstimatedAUC = e
 			}
+			prof.EstimatedAUCFloor = estimateFloor(probs, t.HoldoutScores, threshold, alarmWindow)
 		}
 	}
 	return prof, nil
+}
+
+// estimateFloor is the lowest estimate of AUC over windows of window consecutive holdout rows
+// (at 200 evenly spaced offsets); NaN when the holdout holds fewer than two windows.
+func estimateFloor(probs, scores []float64, threshold float64, window int) float64 {
+	if window <= 0 {
+		window = profile.DefaultAlarmWindow
+	}
+	n := len(scores)
+	if n < 2*window {
+		return math.NaN()
+	}
+	floor := math.Inf(1)
+	const offsets = 200
+	for k := range offsets {
+		start := k * (n - window) / (offsets - 1)
+		if e := driftstat.EstimatePerformance(probs[start:start+window], threshold, scores[start:start+window]).AUC; e < floor {
+			floor = e
+		}
+	}
+	if math.IsInf(floor, 1) {
+		return math.NaN()
+	}
+	return floor
 }
