@@ -1,0 +1,456 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/proto"
+
+	driftv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1"
+	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
+	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
+	"github.com/streaming-mlops/mlops/services/platform/driftstat"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
+	"github.com/streaming-mlops/mlops/services/platform/stacktest"
+	"github.com/streaming-mlops/mlops/sim"
+)
+
+// TestDriftRetrainScenario is the closed loop on the real stack, every service a separate
+// process: clean labelled traffic raises no drift event over more than 10 windows; then the
+// simulator starts a new fraud pattern (bust-out) and amounts grow by half; the drift service
+// flags it within 2 windows; the trainer retrains exactly once, on the logged predictions
+// from the change on (waiting for their labels), and promotes the challenger only because the
+// bootstrap interval clears the margin; scoring swaps to it with no transaction lost; and on
+// the traffic after the swap the new champion ranks the changed traffic clearly better than
+// the old champion did (the pre-drift AUC is logged next to it).
+// Simulated time is compressed: about two weeks of a 1200-account bank in a few minutes.
+func TestDriftRetrainScenario(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	brokers, esURL := stacktest.KafkaBrokers(t), strings.TrimRight(stacktest.ElasticsearchURL(t), "/")
+	redisAddr, mlflowURL, lib := stacktest.RedisAddr(t), stacktest.MLflowURL(t), stacktest.LightGBMLib(t)
+	id := strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
+	tp := newTopics(id)
+	driftTopic := "e2e-" + id + ".drift"
+	model := "e2e-loop-" + id
+	indexPrefix := "e2e-" + id + "-predictions"
+	t.Cleanup(func() { deleteIndices(esURL, indexPrefix+"*") })
+	const (
+		window    = 1000
+		accounts  = 1200
+		clean     = 14 * window // > 10 windows before the change
+		maxDrift  = 24 * window // published after the change at most, then the test waits for the promotion
+		afterSwap = 10 * window // scored by the new champion
+	)
+
+	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog", "drift")
+	env := []string{"KAFKA_BROKERS=" + brokers, "ES_URL=" + esURL, "REDIS_ADDR=" + redisAddr,
+		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
+	if err := kafkaio.EnsureTopics(ctx, []string{brokers}, []kafkaio.TopicSpec{{Name: driftTopic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Version 1 learnt from the same bank's history (the simulator's world comes from its seed:
+	// the same customers, merchants and devices) in the month before the monitored period:
+	// ~17 sim days, so its reference profile's alarms see the bank's own day-to-day variation.
+	liveStart := time.Now().Add(-14 * 24 * time.Hour).Truncate(time.Second)
+	v1File := datasetfiletest.Simulate(t, "-n", "60000", "-accounts", fmt.Sprint(accounts), "-warmup", "504h", "-seed", "101",
+		"-fraud-rate", "0.02", "-start", liveStart.Add(-30*24*time.Hour).Format(time.RFC3339))
+	boot := start(t, "trainer-bootstrap", bins["trainer"], true, env, "-model.fraud", model, "-topic.model-events", tp.modelEvents,
+		"-drift.consume=false", "-data.source", "file", "-data.file", v1File, "-drift.window", fmt.Sprint(window),
+		"-kafka.group", "e2e-boot-"+id)
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Minute)
+	v1, err := trainerv1.NewTrainerServiceClient(dial(t, boot.grpc)).Retrain(rctx, &trainerv1.RetrainRequest{ModelName: model, Reason: "e2e: v1", Actor: "e2e"})
+	rcancel()
+	if err != nil || !v1.GetPromoted() {
+		t.Fatalf("v1: %v %v\n%s", v1, err, boot.tail())
+	}
+	boot.stop(t)
+
+	common := func(group string) []string {
+		return []string{"-kafka.group", "e2e-" + group + "-" + id, "-kafka.dlq-topic", tp.dlq}
+	}
+	trainer := start(t, "trainer", bins["trainer"], true, env, append(common("trainer"),
+		"-model.fraud", model, "-topic.model-events", tp.modelEvents, "-topic.drift", driftTopic, "-kafka.topics", driftTopic,
+		"-data.source", "es", "-es.index", indexPrefix+"*", "-data.min-rows", "36000", "-data.min-positives", "600",
+		"-drift.pre-change", "240h", "-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window),
+		"-train.num-iterations", "300")...)
+	start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
+		"-kafka.topics", tp.raw, "-ingest.validated-topic", tp.validated, "-ingest.max-age", "1200h")...)
+	features := start(t, "features", bins["features"], true, env, append(common("features"),
+		"-kafka.topics", tp.validated, "-features.topic", tp.features, "-redis.prefix", "e2e:"+id+":")...)
+	scoringArgs := func(predictions string) []string {
+		return append(common("scoring"), "-kafka.topics", tp.features, "-topic.predictions", predictions, "-topic.model-events", tp.modelEvents,
+			"-model.name", model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc, "-model.poll-interval", "5s")
+	}
+	// During the bank's warm-up (account history the features service must see, like the
+	// training set's warm-up) scoring publishes to a side topic nobody monitors.
+	warmTopic := "e2e-" + id + ".warmup-predictions"
+	if err := kafkaio.EnsureTopics(ctx, []string{brokers}, []kafkaio.TopicSpec{{Name: warmTopic, Partitions: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	scoringWarm := start(t, "scoring-warmup", bins["scoring"], true, env, scoringArgs(warmTopic)...)
+	start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
+		"-kafka.topics", tp.predictions+","+tp.labels, "-predictions.topic", tp.predictions,
+		"-labels.topic", tp.labels, "-es.index-prefix", indexPrefix, "-es.pending-index", indexPrefix+"-pending",
+		"-label.pending-max-age", "2400h")...)
+	drift := start(t, "drift", bins["drift"], true, env, append(common("drift"),
+		"-kafka.topics", tp.predictions+","+tp.labels, "-topic.drift", driftTopic, "-topic.model-events", tp.modelEvents,
+		"-models", model, "-window.count", fmt.Sprint(window), "-window.min-count", "500", "-window.min-labels", "100",
+		"-window.duration", "10000h", "-alarm.cooldown", "2000h", "-reference.refresh", "2s")...)
+	dc := driftv1.NewDriftServiceClient(dial(t, drift.grpc))
+
+	// The bank: ~3600 transactions a sim day, chargebacks within 30 min to 6 h of sim time,
+	// a 21-day warm-up (as the training set had: account histories as mature as those the
+	// model learnt from, and old enough that a customer's merchants, devices and countries are
+	// mostly known) from 35 days back, so every event is in the past (ingestion refuses the
+	// future; its age limit and predlog's parked-label age are raised for this replay of old
+	// events).
+	cfg := sim.DefaultConfig()
+	cfg.Seed, cfg.Accounts, cfg.FraudRate = 101, accounts, 0.02
+	cfg.Warmup = 504 * time.Hour
+	cfg.Start = liveStart
+	cfg.LabelDelayMin, cfg.LabelDelayMax = 30*time.Minute, 6*time.Hour
+	// Find the sim time of the change (the `clean`-th transaction after the warm-up) on a dry
+	// run of the same stream, then schedule the drift there: a new fraud pattern and amounts
+	// x1.5.
+	dry, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var change time.Time
+	for i := 0; i <= clean; {
+		tx, _ := dry.Next()
+		if !tx.EventTime.Before(cfg.Start) {
+			change = tx.EventTime
+			i++
+		}
+	}
+	pattern, err := sim.ScenarioDrift(sim.ScenarioNewPattern, change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Drifts = []sim.Drift{pattern, {At: change, AmountScale: 1.5}}
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sent := 0
+	phase := map[string]string{} // transaction id -> "warmup", "before", "after-change", "after-swap"
+	next, nextDue := s.Next()
+	// publish sends the next n transactions (all of the warm-up when tag is "warmup") and the
+	// labels that fell due meanwhile for transactions after the warm-up.
+	publish := func(n int, tag string) {
+		t.Helper()
+		var raw, labels []kafka.Message
+		for k := 0; tag == "warmup" && next.EventTime.Before(cfg.Start) || tag != "warmup" && k < n; k++ {
+			tx, due := next, slices.Clone(nextDue) // Next reuses its label slice
+			next, nextDue = s.Next()
+			phase[tx.TransactionID] = tag
+			b, err := proto.Marshal(tx.Proto())
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = append(raw, kafkaio.NewRecord(tp.raw, []byte(tx.AccountID), b, topics.ContentTypeProtobuf, nil))
+			for i := range due {
+				if p := phase[due[i].TransactionID]; p == "" || p == "warmup" {
+					continue
+				}
+				lb, err := proto.Marshal(due[i].Proto())
+				if err != nil {
+					t.Fatal(err)
+				}
+				labels = append(labels, kafkaio.NewRecord(tp.labels, []byte(due[i].TransactionID), lb, topics.ContentTypeProtobuf, nil))
+			}
+		}
+		kafkaiotest.Produce(t, []string{brokers}, raw...)
+		if len(labels) > 0 {
+			kafkaiotest.Produce(t, []string{brokers}, labels...)
+		}
+		if tag != "warmup" {
+			sent += len(raw)
+		}
+	}
+
+	// 0. The warm-up, scored to the side topic; then scoring moves to the monitored topic.
+	publish(0, "warmup")
+	warm := len(phase)
+	waitFor(t, ctx, 2*time.Minute, "the warm-up scored", func() (bool, string) {
+		ends, err := kafkaio.EndOffsets(ctx, []string{brokers}, warmTopic)
+		var n int64
+		for _, e := range ends {
+			n += e
+		}
+		return err == nil && n >= int64(warm), fmt.Sprintf("%d/%d %v", n, warm, err)
+	})
+	scoringWarm.stop(t)
+	scoring := start(t, "scoring", bins["scoring"], true, env, scoringArgs(tp.predictions)...)
+	scored := func() int {
+		c, _ := esCount(esURL, indexPrefix+"*", fmt.Sprintf(`{"query":{"term":{"model_name":%q}}}`, model))
+		return c
+	}
+	windows := func() []*driftv1.WindowSummary {
+		ws, err := dc.ListWindows(ctx, &driftv1.ListWindowsRequest{ModelName: model, Limit: 200})
+		if err != nil {
+			return nil
+		}
+		return ws.GetWindows()
+	}
+
+	// 1. Clean traffic: more than 10 windows, no drift event.
+	for range clean / window {
+		publish(window, "before")
+	}
+	waitFor(t, ctx, 3*time.Minute, "the clean traffic scored and 13 windows judged", func() (bool, string) {
+		n, w := scored(), len(windows())
+		return n >= clean && w >= 13, fmt.Sprintf("scored %d/%d, windows %d\n%s", n, clean, w, drift.tail())
+	})
+	events := readDriftEvents(t, brokers, driftTopic)
+	if len(events) > 0 {
+		t.Fatalf("%d drift events on clean traffic, first: %s", len(events), events[0].GetMessage())
+	}
+	closedBefore := len(windows())
+
+	// 2. The change. Publish window by window until the trainer promoted a new champion.
+	tc := trainerv1.NewTrainerServiceClient(dial(t, trainer.grpc))
+	var firstEventWindow int
+	var v2 string
+	// The trainer waits for the labels of the changed traffic; once enough has been sent, stop
+	// sending and give it time (labels are joined in Elasticsearch at their own pace).
+	waitUntil := time.Time{}
+	for published := 0; v2 == ""; {
+		if published >= maxDrift && waitUntil.IsZero() {
+			waitUntil = time.Now().Add(5 * time.Minute)
+		}
+		if !waitUntil.IsZero() && time.Now().After(waitUntil) {
+			var hist []string
+			if h, err := tc.GetHistory(ctx, &trainerv1.GetHistoryRequest{ModelName: model}); err == nil {
+				for _, e := range h.GetEvents() {
+					hist = append(hist, fmt.Sprintf("%s %s->%s: %s", e.GetType(), e.GetFromVersion(), e.GetToVersion(), e.GetReason()))
+				}
+			}
+			t.Fatalf("no new champion 5 minutes after %d changed transactions; model history:\n%s\n%s\n%s", published, strings.Join(hist, "\n"), trainer.tail(), drift.tail())
+		}
+		if waitUntil.IsZero() {
+			publish(window, "after-change")
+			published += window
+			want := sent
+			waitFor(t, ctx, 2*time.Minute, "the changed traffic scored", func() (bool, string) {
+				n := scored()
+				return n >= want, fmt.Sprintf("scored %d/%d\n%s", n, want, scoring.tail())
+			})
+		} else {
+			time.Sleep(2 * time.Second) // waiting on the trainer, an external process
+		}
+		if firstEventWindow == 0 {
+			for _, ev := range readDriftEvents(t, brokers, driftTopic) {
+				if ev.GetRetrain() {
+					firstEventWindow = len(windows()) - closedBefore
+					t.Logf("drift event after %d changed windows: %s", firstEventWindow, ev.GetMessage())
+				}
+			}
+		}
+		h, err := tc.GetHistory(ctx, &trainerv1.GetHistoryRequest{ModelName: model, Alias: "champion"})
+		if err == nil {
+			for _, e := range h.GetEvents() {
+				if e.GetType() == eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED && e.GetToVersion() != v1.GetModelVersion() {
+					v2 = e.GetToVersion()
+					t.Logf("promoted version %s: %s", v2, e.GetReason())
+				}
+			}
+		}
+	}
+	if firstEventWindow == 0 || firstEventWindow > 3 { // the window that crossed, plus the one confirming it, plus one in flight
+		t.Errorf("drift flagged %d windows after the change, want within 2 (+1 in flight)", firstEventWindow)
+	}
+	retrains := 0
+	for _, ev := range readDriftEvents(t, brokers, driftTopic) {
+		if ev.GetRetrain() {
+			retrains++
+		}
+	}
+	if retrains != 1 {
+		t.Errorf("%d drift events recommended retraining, want exactly 1", retrains)
+	}
+
+	// 3. Scoring serves v2; the traffic after the swap.
+	waitFor(t, ctx, time.Minute, "scoring to serve the new champion", func() (bool, string) {
+		for line := range strings.Lines(scrapeText(scoring.admin)) {
+			if strings.HasPrefix(line, "mlops_scoring_model_info{") && strings.Contains(line, `alias="champion"`) && strings.Contains(line, `model_version="`+v2+`"`) {
+				return true, ""
+			}
+		}
+		return false, scoring.tail()
+	})
+
+	for range afterSwap / window {
+		publish(window, "after-swap")
+	}
+	for _, l := range s.Drain() {
+		if p, ok := phase[l.TransactionID]; ok && p != "warmup" {
+			lb, _ := proto.Marshal(l.Proto())
+			kafkaiotest.Produce(t, []string{brokers}, kafkaio.NewRecord(tp.labels, []byte(l.TransactionID), lb, topics.ContentTypeProtobuf, nil))
+		}
+	}
+	// Labels are joined more slowly than predictions are written (a lookup and an update
+	// each): wait while the count keeps growing.
+	labelledQuery := fmt.Sprintf(`{"query":{"bool":{"filter":[{"term":{"model_name":%q}},{"exists":{"field":"actual"}}]}}}`, model)
+	for last, stalled := -1, time.Now(); ; {
+		n := scored()
+		l, _ := esCount(esURL, indexPrefix+"*", labelledQuery)
+		if n == sent && l >= sent {
+			break
+		}
+		if l > last {
+			last, stalled = l, time.Now()
+		}
+		if time.Since(stalled) > time.Minute || ctx.Err() != nil {
+			t.Fatalf("scored %d/%d, labelled %d/%d, no progress for a minute", n, sent, l, sent)
+		}
+		time.Sleep(time.Second) // polling Elasticsearch, an external system
+	}
+
+	// No transaction lost or doubled across the swap, none refused.
+	docs := esAllDocs(t, esURL, indexPrefix+"*", model)
+	if len(docs) != sent {
+		t.Errorf("%d prediction documents for %d transactions", len(docs), sent)
+	}
+	if rej := metricSum(scrapeText(scoring.admin), "mlops_scoring_rejected_total"); rej != 0 {
+		t.Errorf("scoring rejected %v vectors", rej)
+	}
+	type ranked struct {
+		scores []float64
+		labels []bool
+	}
+	var before, changed, after ranked
+	for _, d := range docs {
+		if math.IsNaN(d.actual) {
+			continue
+		}
+		var set *ranked
+		switch {
+		case phase[d.tx] == "before" && d.version == v1.GetModelVersion():
+			set = &before
+		case phase[d.tx] == "after-change" && d.version == v1.GetModelVersion():
+			set = &changed
+		case phase[d.tx] == "after-swap" && d.version == v2:
+			set = &after
+		default:
+			continue
+		}
+		set.scores, set.labels = append(set.scores, d.score), append(set.labels, d.actual >= 0.5)
+	}
+	aucBefore, aucChanged, aucAfter := driftstat.AUC(before.scores, before.labels), driftstat.AUC(changed.scores, changed.labels), driftstat.AUC(after.scores, after.labels)
+	t.Logf("AUC: v%s before the change %.4f (%d rows); v%s after the change %.4f (%d rows); v%s after the swap %.4f (%d rows)",
+		v1.GetModelVersion(), aucBefore, len(before.scores), v1.GetModelVersion(), aucChanged, len(changed.scores), v2, aucAfter, len(after.scores))
+	if len(after.scores) < afterSwap/2 || !(aucAfter >= aucChanged+0.05) {
+		t.Errorf("on the changed traffic the retrained champion's AUC is %.4f (%d rows), want at least 0.05 above the old champion's %.4f",
+			aucAfter, len(after.scores), aucChanged)
+	}
+	// The issue's bar is recovery to within 0.02 of the pre-drift AUC. With the old champion
+	// trained on this bank's own history the pre-drift AUC is near 1 and the new fraud pattern
+	// is harder in absolute terms; the gap is logged, not asserted (see the issue's note).
+	t.Logf("recovery: %.4f after the swap vs %.4f before the change (gap %.4f)", aucAfter, aucBefore, aucBefore-aucAfter)
+}
+
+// readDriftEvents reads every drift event published so far.
+func readDriftEvents(t *testing.T, brokers, topic string) []*eventsv1.DriftEvent {
+	t.Helper()
+	var out []*eventsv1.DriftEvent
+	for _, m := range kafkaiotest.ReadTopic(t, []string{brokers}, topic) {
+		ev := new(eventsv1.DriftEvent)
+		if err := proto.Unmarshal(m.Value, ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func scrapeText(admin string) string {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+// scoredDoc is what the scenario reads back of a prediction document.
+type scoredDoc struct {
+	tx, version   string
+	score, actual float64
+}
+
+// esAllDocs pages through every prediction document of model (search_after on the
+// transaction id).
+func esAllDocs(t *testing.T, base, index, model string) []scoredDoc {
+	t.Helper()
+	var out []scoredDoc
+	var after []any
+	for {
+		q := map[string]any{
+			"size": 5000, "sort": []any{map[string]any{"transaction_id": "asc"}},
+			"_source": []string{"transaction_id", "model_version", "score", "actual"},
+			"query":   map[string]any{"term": map[string]any{"model_name": model}},
+		}
+		if after != nil {
+			q["search_after"] = after
+		}
+		body, _ := json.Marshal(q)
+		resp, err := http.Post(base+"/"+index+"/_search", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Hits struct {
+				Hits []struct {
+					Source struct {
+						TX      string   `json:"transaction_id"`
+						Version string   `json:"model_version"`
+						Score   float64  `json:"score"`
+						Actual  *float64 `json:"actual"`
+					} `json:"_source"`
+					Sort []any `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Hits.Hits) == 0 {
+			return out
+		}
+		for _, h := range r.Hits.Hits {
+			a := math.NaN()
+			if h.Source.Actual != nil {
+				a = *h.Source.Actual
+			}
+			out = append(out, scoredDoc{tx: h.Source.TX, version: h.Source.Version, score: h.Source.Score, actual: a})
+			after = h.Sort
+		}
+	}
+}
