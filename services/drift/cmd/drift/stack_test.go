@@ -99,7 +99,9 @@ func TestDriftOnRealStack(t *testing.T) {
 
 	preds, labels, driftTopic, modelEvents := "drift-test-pred-"+suffix, "drift-test-labels-"+suffix, "drift-test-events-"+suffix, "drift-test-model-"+suffix
 	if err := kafkaio.EnsureTopics(ctx, []string{brokers}, []kafkaio.TopicSpec{
-		{Name: preds, Partitions: 3}, {Name: labels, Partitions: 3}, {Name: driftTopic, Partitions: 1}, {Name: modelEvents, Partitions: 1}, {Name: "tx.dlq", Partitions: 1},
+		// One partition: the windows then follow the publishing order (with several, a window
+		// interleaves whatever each partition's fetch returned).
+		{Name: preds, Partitions: 1}, {Name: labels, Partitions: 1}, {Name: driftTopic, Partitions: 1}, {Name: modelEvents, Partitions: 1}, {Name: "tx.dlq", Partitions: 1},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,10 @@ func referenceProfile(t *Trained, threshold float64, alarmWindow int) (*profile.
 			if e := driftstat.EstimatePerformance(probs, threshold, t.HoldoutScores).AUC; !math.IsNaN(e) {
 				prof.EstimatedAUC = e
 			}
-			prof.EstimatedAUCFloor = estimateFloor(probs, t.HoldoutScores, threshold, alarmWindow)
+			// JSON has no NaN: a holdout too short for two windows leaves the floor unset.
+			if f := estimateFloor(probs, t.HoldoutScores, threshold, alarmWindow); !math.IsNaN(f) {
+				prof.EstimatedAUCFloor = f
+			}
 		}
 	}
 	return prof, nil
