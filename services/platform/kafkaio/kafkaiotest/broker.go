@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"testing"
@@ -227,7 +228,34 @@ func Produce(t testing.TB, brokers []string, msgs ...kafka.Message) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = p.WriteMessages(ctx, msgs...)
+	// A topic created a moment ago may still be electing its leaders ("Not Leader For
+	// Partition"): the records that failed with a temporary error are sent again, the others
+	// are not (no duplicates).
+	pending := msgs
+	for {
+		err = p.WriteMessages(ctx, pending...)
+		var werrs kafka.WriteErrors
+		if err == nil || !errors.As(err, &werrs) || ctx.Err() != nil {
+			break
+		}
+		var again []kafka.Message
+		for i, e := range werrs {
+			if e == nil {
+				continue
+			}
+			var ke kafka.Error
+			if !errors.As(e, &ke) || !ke.Temporary() {
+				again = nil
+				break
+			}
+			again = append(again, pending[i])
+		}
+		if len(again) == 0 {
+			break
+		}
+		pending = again
+		time.Sleep(200 * time.Millisecond) // the broker's leader election, not a goroutine
+	}
 	if cerr := p.Close(); err == nil {
 		err = cerr
 	}
