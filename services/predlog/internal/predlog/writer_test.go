@@ -261,6 +261,14 @@ func TestInvalidInputIsPermanent(t *testing.T) {
 	// creation, and an mget can then find the new index's shard not yet started (a transient
 	// error the consumer loop retries, but these cases call the handler once).
 	handleOK(t, h, record(t, predTopic, "tx-first", prediction("tx-first", 4), 0))
+	// The same for the pending-label index (a label of an unknown transaction parks there),
+	// and wait until every shard of both is started.
+	handleOK(t, h, record(t, labelTopic, "tx-parked", label("tx-parked", 1, 0), 0))
+	hctx, hcancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer hcancel()
+	if _, err := te.es.Do(hctx, http.MethodGet, "/_cluster/health/"+te.cfg.IndexPrefix+"*?wait_for_status=yellow&timeout=30s", nil); err != nil {
+		t.Fatalf("wait for the test indices: %v", err)
+	}
 	t.Run("cases", func(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
