@@ -157,7 +157,7 @@ func (mo *monitor) judgeLocked(state *window.State, ref *Reference, reason strin
 	st := window.Evaluate(state, ref.Names, ref.Ref)
 	st.Kind = int32(kind)
 	c := &Closed{ID: mo.nextID, Model: mo.model, Version: ref.Version, RunID: ref.RunID, Reason: reason, Stats: st, Ref: ref,
-		ByVersion: byVersion(state, ref.Ref.Regression)}
+		ByVersion: state.RealizedByVersion(ref.Ref.Regression)}
 	mo.nextID++
 	if st.Perf.Judged {
 		cs := crossings(&st, ref, mo.cfg)

@@ -5,7 +5,6 @@ import (
 	"math"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
-	"github.com/streaming-mlops/mlops/services/drift/internal/window"
 	"github.com/streaming-mlops/mlops/services/platform/eventid"
 )
 
@@ -125,11 +124,6 @@ func (mo *monitor) checkWatch(c *Closed, regression bool) *eventsv1.DriftEvent {
 		Message: fmt.Sprintf("version %s %s %.4f is worse than version %s's %.4f by more than %.3g for %d windows since its promotion: roll back to %s",
 			w.cur, metricName(metric), value, w.prev, base, margin, w.bad, w.prev),
 	}
-}
-
-// byVersion is the realized performance of each model version in a window.
-func byVersion(s *window.State, regression bool) map[float64]window.VersionPerformance {
-	return s.RealizedByVersion(regression)
 }
 
 func (c Config) minLabels() int64 { return int64(max(c.MinLabels, 1)) }
