@@ -21,6 +21,7 @@ import (
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 	"github.com/streaming-mlops/mlops/services/platform/profile"
@@ -125,9 +126,9 @@ func TestDriftOnRealStack(t *testing.T) {
 	}
 	defer conn.Close()
 	client := driftv1.NewDriftServiceClient(conn)
-	waitFor(t, 60*time.Second, "the reference to load", func() bool {
+	kafkaiotest.WaitFor(t, 60*time.Second, "the reference to load", func() (bool, error) {
 		st, err := client.GetStatus(ctx, &driftv1.GetStatusRequest{ModelName: model})
-		return err == nil && st.GetModelVersion() == mv.Version
+		return err == nil && st.GetModelVersion() == mv.Version, err
 	})
 
 	producer, err := kafkaio.NewProducer(kafkaio.Config{Brokers: []string{brokers}}, nil, nil)
@@ -200,15 +201,4 @@ func TestDriftOnRealStack(t *testing.T) {
 		t.Errorf("GET /drift/%s: %d, body mentions amount: %v", model, resp.StatusCode, strings.Contains(string(body), "amount"))
 	}
 	t.Logf("drift event: %s", amountEvent.GetMessage())
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond) // polling an external condition, not synchronising goroutines
-	}
 }

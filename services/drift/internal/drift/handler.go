@@ -31,10 +31,11 @@ const (
 // events as output, so they are committed only after the events are acknowledged.
 //
 // Undecodable records and predictions whose vector does not match the champion's spec are
-// permanent errors (dead-lettered with the reason). Predictions of models not monitored,
-// predictions that arrive before any reference could be loaded, and labels of unknown
-// transactions are parked until their prediction comes (bounded; the oldest parked label is
-// dropped and counted as unknown_transaction when full): they are not bad input. Each cause is logged once.
+// permanent errors (dead-lettered with the reason). Predictions of models not monitored and
+// predictions that arrive before any reference could be loaded are counted and skipped; a
+// label whose prediction has not been seen is parked until it comes (bounded: the oldest
+// parked label is dropped and counted as unknown_transaction when full). None of those is bad
+// input. Each cause is logged once.
 func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Result, error) {
 	results := make([]kafkaio.Result, len(msgs))
 	var b *batch
@@ -52,13 +53,11 @@ func (s *Server) Handle(ctx context.Context, msgs []kafka.Message) ([]kafkaio.Re
 		default:
 			evs, err = s.handlePrediction(m, b)
 		}
-		if err == nil {
-			last = i
-		}
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
+		last = i
 		for _, ev := range evs {
 			rec, err := s.record(ev)
 			if err != nil {
@@ -133,9 +132,11 @@ func (s *Server) handlePrediction(m *kafka.Message, b *batch) ([]*eventsv1.Drift
 	if !labelled {
 		s.join.put(key, pend)
 	}
-	s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
-	s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
-	s.join.evictedSize, s.join.evictedAge = 0, 0
+	if s.join.evictedSize+s.join.evictedAge > 0 {
+		s.m.joinEvicted.WithLabelValues("size").Add(float64(s.join.evictedSize))
+		s.m.joinEvicted.WithLabelValues("age").Add(float64(s.join.evictedAge))
+		s.join.evictedSize, s.join.evictedAge = 0, 0
+	}
 	s.joinMu.Unlock()
 	s.m.records.WithLabelValues(m.Topic, outcomeOK).Inc()
 	if b != nil {

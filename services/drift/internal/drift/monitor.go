@@ -146,7 +146,11 @@ func (mo *monitor) flush() []*eventsv1.DriftEvent {
 }
 
 func (mo *monitor) closeLocked(reason string) []*eventsv1.DriftEvent {
-	evs := mo.judgeLocked(mo.cur, mo.ref, reason, eventsv1.WindowKind_WINDOW_KIND_COUNT)
+	kind := eventsv1.WindowKind_WINDOW_KIND_COUNT
+	if reason == "time" {
+		kind = eventsv1.WindowKind_WINDOW_KIND_TIME
+	}
+	evs := mo.judgeLocked(mo.cur, mo.ref, reason, kind)
 	mo.cur = window.NewState(mo.ref.Layout)
 	return evs
 }

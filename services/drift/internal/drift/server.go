@@ -46,8 +46,6 @@ type Server struct {
 	logged sync.Map // causes already logged once
 
 	refresh chan struct{}
-	ready   chan struct{} // closed once every model had a load attempt
-	once    sync.Once
 }
 
 // New returns the drift server. refs nil means the MLflow registry at cfg.MLflowURL.
@@ -57,7 +55,7 @@ func New(cfg Config, refs ReferenceSource, logger *slog.Logger, reg prometheus.R
 	}
 	s := &Server{cfg: cfg, logger: logger, m: newMetrics(reg), refs: refs, monitors: map[string]*monitor{},
 		labelsTopic: topics.Labels, join: newJoiner(cfg.JoinMaxEntries, int64(cfg.JoinMaxAge)),
-		refresh: make(chan struct{}, 1), ready: make(chan struct{}), sources: map[string]sourceState{}, now: time.Now}
+		refresh: make(chan struct{}, 1), sources: map[string]sourceState{}, now: time.Now}
 	if len(cfg.Kafka.Topics) > 1 {
 		s.labelsTopic = cfg.Kafka.Topics[1]
 	}
@@ -69,9 +67,6 @@ func New(cfg Config, refs ReferenceSource, logger *slog.Logger, reg prometheus.R
 
 // Register adds the server to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { driftv1.RegisterDriftServiceServer(g, s) }
-
-// Ready is closed once every monitored model had its first reference load attempt.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Refresh asks the reference loop to re-resolve every champion now.
 func (s *Server) Refresh() {
@@ -128,7 +123,6 @@ func (s *Server) ReferenceActor(p *kafkaio.Producer) run.Actor {
 		defer t.Stop()
 		for {
 			s.publish(ctx, p, s.LoadReferences(ctx))
-			s.once.Do(func() { close(s.ready) })
 			select {
 			case <-ctx.Done():
 				s.flush(p)
