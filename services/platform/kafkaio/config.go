@@ -32,6 +32,7 @@ const (
 	DefaultHeartbeatInterval = 3 * time.Second
 	DefaultRebalanceTimeout  = 10 * time.Second
 	DefaultLagInterval       = 10 * time.Second
+	DefaultPartitions        = 6
 )
 
 // joinGroupBackoff is how long the reader waits before joining its group again after a
@@ -94,6 +95,13 @@ type Config struct {
 	// partitions, so mlops_kafka_consumer_lag keeps rising while the handler retries a batch
 	// (fetched records and commits update it in between). Default: 10s.
 	LagInterval time.Duration
+	// Partitions is the partition count of the keyed topics a service creates when they are
+	// missing (see TopicSpec; existing topics are left alone). It caps the replicas a consumer
+	// group can use (docs/kafka.md, sizing). Default: 6.
+	Partitions int
+	// ReplicationFactor of the topics a service creates; 0 means the broker's
+	// default.replication.factor. Default: 0.
+	ReplicationFactor int
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.
@@ -116,6 +124,7 @@ func (c Config) withDefaults() Config {
 	setIfZero(&c.HeartbeatInterval, DefaultHeartbeatInterval)
 	setIfZero(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	setIfZero(&c.LagInterval, DefaultLagInterval)
+	setIfZero(&c.Partitions, DefaultPartitions)
 	return c
 }
 
@@ -168,7 +177,8 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"batch size", d.BatchSize}, {"max batch", d.MaxBatch}, {"min bytes", d.MinBytes}, {"max bytes", d.MaxBytes}} {
+	}{{"batch size", d.BatchSize}, {"max batch", d.MaxBatch}, {"min bytes", d.MinBytes}, {"max bytes", d.MaxBytes},
+		{"partitions", d.Partitions}, {"replication factor", d.ReplicationFactor}} {
 		if n.v < 0 {
 			errs = append(errs, fmt.Errorf("kafka %s %d: must not be negative", n.name, n.v))
 		}
@@ -238,6 +248,7 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 //	-kafka.heartbeat-interval KAFKA_HEARTBEAT_INTERVAL
 //	-kafka.rebalance-timeout KAFKA_REBALANCE_TIMEOUT
 //	-kafka.lag-interval KAFKA_LAG_INTERVAL
+//	-kafka.partitions KAFKA_PARTITIONS      -kafka.replication KAFKA_REPLICATION
 //
 // The values already in c are the defaults (a service sets its own Topics and GroupID before
 // calling RegisterFlags); zero fields get the package defaults, and ClientID and GroupID
@@ -269,4 +280,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	flagenv.DurationVar(fs, getenv, &c.HeartbeatInterval, "kafka.heartbeat-interval", "KAFKA_HEARTBEAT_INTERVAL", c.HeartbeatInterval, "consumer group heartbeat interval")
 	flagenv.DurationVar(fs, getenv, &c.RebalanceTimeout, "kafka.rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", c.RebalanceTimeout, "consumer group rebalance timeout")
 	flagenv.DurationVar(fs, getenv, &c.LagInterval, "kafka.lag-interval", "KAFKA_LAG_INTERVAL", c.LagInterval, "how often the consumer reads its partitions' high watermarks for the lag gauge")
+	flagenv.IntVar(fs, getenv, &c.Partitions, "kafka.partitions", "KAFKA_PARTITIONS", c.Partitions, "partitions of the keyed topics created when missing (caps a consumer group's replicas)")
+	flagenv.IntVar(fs, getenv, &c.ReplicationFactor, "kafka.replication", "KAFKA_REPLICATION", c.ReplicationFactor, "replication factor of the topics created when missing (0: the broker's default)")
 }
