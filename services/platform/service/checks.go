@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/streaming-mlops/mlops/services/platform/telemetry"
 )
@@ -43,6 +44,26 @@ func HTTPCheck(client *http.Client, url string) telemetry.ReadyCheck {
 		if resp.StatusCode/100 != 2 {
 			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
+		return nil
+	}
+}
+
+// Latch is a readiness check that fails until c passes once and passes from then on. It
+// answers "has the service reached its dependency since it started", not "is the dependency
+// up right now": a dependency outage after start shows as back-pressure, retries and consumer
+// lag in the metrics instead of taking every replica out of its Service at the same moment
+// (which would turn a blip of Kafka or Redis into a full outage of the gRPC API, and on a
+// rolling update stall the rollout). Safe for concurrent use.
+func Latch(c telemetry.ReadyCheck) telemetry.ReadyCheck {
+	var reached atomic.Bool
+	return func(ctx context.Context) error {
+		if reached.Load() {
+			return nil
+		}
+		if err := c(ctx); err != nil {
+			return fmt.Errorf("not reached since start: %w", err)
+		}
+		reached.Store(true)
 		return nil
 	}
 }

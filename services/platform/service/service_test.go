@@ -2,11 +2,14 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -47,5 +50,37 @@ func TestNewRuntimePprof(t *testing.T) {
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
 			t.Errorf("Pprof=%v: GET /debug/pprof/cmdline = %d, want %d", on, rec.Code, want)
 		}
+	}
+}
+
+// A latched check fails until its dependency answers once and then stays ready while the
+// dependency is down; the reason it gives before that names the dependency's error.
+func TestLatchStaysReadyAfterDependencyLoss(t *testing.T) {
+	t.Parallel()
+	var up atomic.Bool
+	calls := 0
+	check := service.Latch(func(context.Context) error {
+		calls++
+		if !up.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	})
+	ctx := context.Background()
+	if err := check(ctx); err == nil || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("latched check before the dependency answered = %v, want its error", err)
+	}
+	up.Store(true)
+	if err := check(ctx); err != nil {
+		t.Fatalf("latched check with the dependency up: %v", err)
+	}
+	up.Store(false)
+	for i := range 3 {
+		if err := check(ctx); err != nil {
+			t.Errorf("latched check %d after the dependency went down: %v, want ready", i, err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("dependency checked %d times, want 2 (not again once reached)", calls)
 	}
 }

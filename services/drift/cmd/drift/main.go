@@ -45,7 +45,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer func() { err = errors.Join(err, producer.Close()) }()
 	svc := drift.New(cfg, nil, rt.Logger, rt.Registry)
-	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.Handle("/drift", svc.ReportHandler())
 	rt.Admin.Handle("/drift/", svc.ReportHandler())
 	actors := []run.Actor{

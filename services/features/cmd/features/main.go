@@ -41,8 +41,8 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
-	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
-	rt.Admin.AddReadyCheck("redis", service.DialCheck(cfg.RedisAddr))
+	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
+	rt.Admin.AddReadyCheck("redis", service.Latch(service.DialCheck(cfg.RedisAddr)))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
 		"output_topic", cfg.OutputTopic, "redis_addr", cfg.RedisAddr, "redis_prefix", cfg.RedisPrefix,
 		"replay_window", cfg.ReplayWindow, "state_ttl", cfg.StateTTL)

@@ -38,11 +38,11 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
-	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	// GET / needs the rest-root module, which the jar-based local Elasticsearch lacks (405);
 	// _cluster/health answers everywhere.
-	rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second},
-		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health"))
+	rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second},
+		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health")))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
 		"es_url", cfg.ESURL, "es_timeout", cfg.ESTimeout, "es_dial_timeout", cfg.ESDialTimeout, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
 		"label_max_delay", cfg.Writer.LabelMaxDelay, "label_pending_max_age", cfg.Writer.PendingMaxAge)

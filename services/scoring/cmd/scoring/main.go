@@ -82,7 +82,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		rt.Logger.Warn("no champion loaded; starting unready and retrying", "model", cfg.ModelName, "err", err)
 	}
-	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.AddReadyCheck("model", svc.Ready)
 
 	actors := []run.Actor{

@@ -79,11 +79,11 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		MLflow: mlf,
 		Audit:  audit,
 	}, rt.Logger, rt.Registry)
-	rt.Admin.AddReadyCheck("kafka", service.DialCheck(cfg.Kafka.Brokers...))
+	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	if cfg.DataSource == trainer.DataSourceES {
-		rt.Admin.AddReadyCheck("elasticsearch", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health"))
+		rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health")))
 	}
-	rt.Admin.AddReadyCheck("mlflow", service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health"))
+	rt.Admin.AddReadyCheck("mlflow", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health")))
 	actors := []run.Actor{grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor()}
 	if cfg.ConsumeDrift {
 		if err := kafkaio.EnsureTopics(setupCtx, cfg.Kafka.Brokers, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
