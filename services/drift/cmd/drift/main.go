@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/streaming-mlops/mlops/services/drift/internal/drift"
-	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/run"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -48,8 +47,12 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.Handle("/drift", svc.ReportHandler())
 	rt.Admin.Handle("/drift/", svc.ReportHandler())
+	gs, err := rt.GRPCServer(svc.Register)
+	if err != nil {
+		return err
+	}
 	actors := []run.Actor{
-		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		gs.Actor(),
 		svc.ReferenceActor(producer),
 		kafkaio.BatchConsumerActor(cfg.Kafka, svc.Handle, rt.Logger, rt.Registry),
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streaming-mlops/mlops/services/features/internal/features"
-	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
@@ -77,8 +76,12 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	cancel()
 
 	svc := features.New(cfg, rdb, rt.Logger, rt.Registry)
+	gs, err := rt.GRPCServer(svc.Register)
+	if err != nil {
+		return err
+	}
 	return rt.Run(ctx,
-		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		gs.Actor(),
 		kafkaio.BatchConsumerActor(cfg.Kafka, svc.HandleBatch, rt.Logger, rt.Registry))
 }
 

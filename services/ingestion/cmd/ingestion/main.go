@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/streaming-mlops/mlops/services/ingestion/internal/ingest"
-	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 )
 
@@ -39,8 +38,12 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.AddReadyCheck("topics", svc.TopicsReady)
+	gs, err := rt.GRPCServer(svc.Register)
+	if err != nil {
+		return errors.Join(err, svc.Close())
+	}
 	err = rt.Run(ctx,
-		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		gs.Actor(),
 		svc.ConsumerActor())
 	// The gRPC path's producer outlives the gRPC server's drain: close it last.
 	return errors.Join(err, svc.Close())

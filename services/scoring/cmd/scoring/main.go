@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	featuresv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/features/v1"
-	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
@@ -85,8 +84,12 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.AddReadyCheck("model", svc.Ready)
 
+	gs, err := rt.GRPCServer(svc.Register)
+	if err != nil {
+		return errors.Join(err, producer.Close())
+	}
 	actors := []run.Actor{
-		grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor(),
+		gs.Actor(),
 		svc.ReloadActor(),
 		svc.SyncLogActor(),
 	}

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
@@ -84,7 +83,11 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health")))
 	}
 	rt.Admin.AddReadyCheck("mlflow", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health")))
-	actors := []run.Actor{grpcserve.New(cfg.GRPCAddr, svc.Register, rt.Logger, rt.Registry, cfg.ShutdownTimeout).Actor()}
+	gs, err := rt.GRPCServer(svc.Register)
+	if err != nil {
+		return err
+	}
+	actors := []run.Actor{gs.Actor()}
 	if cfg.ConsumeDrift {
 		if err := kafkaio.EnsureTopics(setupCtx, cfg.Kafka.Brokers, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
 			return err
