@@ -348,9 +348,14 @@ EOF
 start_redis() {
   local dir=$RUN/redis
   mkdir -p "$dir"
-  # No persistence: the features service rebuilds online state from Kafka.
+  # No persistence by default (the shared development stack). REDIS_PERSIST=1 keeps an
+  # append-only file in the run directory, so a down/up keeps the features' online state (what
+  # a production Redis with persistence or replicas does; outage tests need it).
+  local aof=no
+  [[ ${REDIS_PERSIST:-0} == 1 ]] && aof=yes
   start_bg redis redis-server --bind "$HOST" --port "$REDIS_PORT" --protected-mode yes \
-    --save '' --appendonly no --dir "$dir" --daemonize no --loglevel notice --logfile ''
+    --save '' --appendonly "$aof" --appendfsync everysec --dir "$dir" --daemonize no \
+    --loglevel notice --logfile ''
 }
 
 start_mlflow() {
