@@ -23,8 +23,28 @@ type pipeline struct {
 
 func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	t.Helper()
-	p := &pipeline{brokers: stacktest.KafkaBrokers(t), esURL: strings.TrimRight(stacktest.ElasticsearchURL(t), "/"), procs: map[string]*proc{}}
-	redisAddr := stacktest.RedisAddr(t)
+	return startPipelineWith(t, ctx, pipelineOpts{})
+}
+
+// pipelineOpts vary startPipeline for the outage and scaling tests.
+type pipelineOpts struct {
+	// brokers, esURL and redisAddr replace the shared stack's (a private instance); empty
+	// means the shared one. MLflow is always the shared stack's.
+	brokers, esURL, redisAddr string
+	// partitions, when positive, creates the pipeline's data topics (raw, validated, features,
+	// predictions, labels, dlq) with that many partitions before any service starts.
+	partitions int
+	// extra flags for the four stream services (ingestion, features, scoring, predlog).
+	extra []string
+}
+
+func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipeline {
+	t.Helper()
+	if o.brokers == "" {
+		o.brokers, o.esURL, o.redisAddr = stacktest.KafkaBrokers(t), stacktest.ElasticsearchURL(t), stacktest.RedisAddr(t)
+	}
+	p := &pipeline{brokers: o.brokers, esURL: strings.TrimRight(o.esURL, "/"), procs: map[string]*proc{}}
+	redisAddr := o.redisAddr
 	mlflowURL := stacktest.MLflowURL(t)
 	lib := stacktest.LightGBMLib(t)
 	stacktest.Binary(t, "kcat")
@@ -34,6 +54,10 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	p.indexPrefix = "e2e-" + p.id + "-predictions"
 	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
 
+	if o.partitions > 0 {
+		kafkaiotest.CreateTopics(t, []string{p.brokers}, o.partitions,
+			p.tp.raw, p.tp.validated, p.tp.features, p.tp.predictions, p.tp.labels, p.tp.dlq)
+	}
 	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
 	env := []string{"KAFKA_BROKERS=" + p.brokers, "ES_URL=" + p.esURL, "REDIS_ADDR=" + redisAddr,
 		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
@@ -57,7 +81,7 @@ func startPipeline(t *testing.T, ctx context.Context) *pipeline {
 	p.version = retrain.GetModelVersion()
 
 	common := func(group string) []string {
-		return []string{"-kafka.group", "e2e-" + group + "-" + p.id, "-kafka.dlq-topic", p.tp.dlq}
+		return append([]string{"-kafka.group", "e2e-" + group + "-" + p.id, "-kafka.dlq-topic", p.tp.dlq}, o.extra...)
 	}
 	p.procs["ingestion"] = start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
 		"-kafka.topics", p.tp.raw, "-ingest.validated-topic", p.tp.validated)...)
