@@ -16,18 +16,20 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	driftv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
+	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
 
 // driftFlags are the flags every drift command shares.
 type driftFlags struct {
 	addr, admin, model string
+	tls                tlsconf.Client
 	timeout            time.Duration
 }
 
@@ -36,11 +38,16 @@ func (f *driftFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	flagenv.StringVar(fs, getenv, &f.admin, "drift.admin", "DRIFT_ADMIN_ADDR", "127.0.0.1:8085", "drift service admin address (serves the HTML report at /drift)")
 	flagenv.StringVar(fs, getenv, &f.model, "model", "MLOPS_MODEL", "", "monitored model name (default: the only monitored model)")
 	flagenv.DurationVar(fs, getenv, &f.timeout, "timeout", "MLOPSCTL_TIMEOUT", 10*time.Second, "deadline of the call")
+	f.tls.RegisterFlags(fs, getenv, "tls", "MLOPS_TLS")
 }
 
 // dial connects to the drift service; the returned context carries the deadline.
 func (f *driftFlags) dial(ctx context.Context) (driftv1.DriftServiceClient, context.Context, func(), error) {
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := grpcserve.DialCredentials(f.tls)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := grpc.NewClient(f.addr, creds)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("drift address %q: %w", f.addr, err)
 	}

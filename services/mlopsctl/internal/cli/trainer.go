@@ -16,7 +16,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	grpcstatus "google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -24,17 +23,22 @@ import (
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
+	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
+	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
 
 // trainerFlags are the flags every trainer command shares.
 type trainerFlags struct {
-	addr, token, actor, model string
-	timeout                   time.Duration
+	addr, actor, model string
+	token              flagenv.Secret
+	tls                tlsconf.Client
+	timeout            time.Duration
 }
 
 func (f *trainerFlags) register(fs *flag.FlagSet, getenv func(string) string, defTimeout time.Duration) {
 	flagenv.StringVar(fs, getenv, &f.addr, "trainer.addr", "TRAINER_ADDR", "127.0.0.1:50056", "trainer gRPC address")
-	flagenv.StringVar(fs, getenv, &f.token, "token", "MLOPS_ADMIN_TOKEN", "", "admin bearer token for train, promote and rollback")
+	flagenv.SecretVar(fs, getenv, &f.token, "token", "MLOPS_ADMIN_TOKEN", "admin bearer token for train, promote and rollback")
+	f.tls.RegisterFlags(fs, getenv, "tls", "MLOPS_TLS")
 	flagenv.StringVar(fs, getenv, &f.actor, "actor", "USER", osUser(), "who makes the change (default: $USER, else the OS account)")
 	flagenv.StringVar(fs, getenv, &f.model, "model", "MLOPS_MODEL", "", "registered model name (default: the trainer's default model)")
 	flagenv.DurationVar(fs, getenv, &f.timeout, "timeout", "MLOPSCTL_TIMEOUT", defTimeout, "deadline of the call")
@@ -67,13 +71,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // dial connects to the trainer; the returned context carries the deadline and the token.
 func (f *trainerFlags) dial(ctx context.Context) (trainerv1.TrainerServiceClient, context.Context, func(), error) {
-	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds, err := grpcserve.DialCredentials(f.tls)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	conn, err := grpc.NewClient(f.addr, creds)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("trainer address %q: %w", f.addr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	if f.token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.token)
+	if f.token.IsSet() {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+f.token.Reveal())
 	}
 	return trainerv1.NewTrainerServiceClient(conn), ctx, func() { cancel(); _ = conn.Close() }, nil
 }
