@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
@@ -106,6 +107,8 @@ type Config struct {
 	RetrainTimeout time.Duration
 	// AuditReadTimeout bounds reading the audit log back from Kafka. Default: 20s.
 	AuditReadTimeout time.Duration
+	// Shadow configures the shadow period before a promotion (-shadow.*); off by default.
+	Shadow ShadowConfig
 }
 
 // deprecatedAdminTokenEnv is the trainer's old name of MLOPS_ADMIN_TOKEN.
@@ -171,6 +174,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.RetrainCooldown, "drift.cooldown", "DRIFT_COOLDOWN", time.Hour, "least time between drift-triggered retrains of a model")
 	flagenv.DurationVar(fs, getenv, &c.RetrainTimeout, "train.timeout", "TRAIN_TIMEOUT", 30*time.Minute, "time limit of one training run")
 	flagenv.DurationVar(fs, getenv, &c.AuditReadTimeout, "audit.read-timeout", "AUDIT_READ_TIMEOUT", 20*time.Second, "time limit for reading the audit log from Kafka")
+	flagenv.IntVar(fs, getenv, &c.Shadow.Predictions, "shadow.predictions", "SHADOW_PREDICTIONS", 0, "live predictions a challenger that passed the offline comparison is shadow-scored on before the champion alias moves (scoring needs -challenger.enabled); 0 promotes at once")
+	flagenv.DurationVar(fs, getenv, &c.Shadow.Timeout, "shadow.timeout", "SHADOW_TIMEOUT", time.Hour, "time limit of the shadow period; a challenger with too few shadow predictions by then is not promoted")
+	flagenv.DurationVar(fs, getenv, &c.Shadow.LabelWait, "shadow.label-wait", "SHADOW_LABEL_WAIT", 2*time.Minute, "how long to keep collecting labels of the shadow rows after the last needed prediction")
+	flagenv.IntVar(fs, getenv, &c.Shadow.MinLabelled, "shadow.min-labelled", "SHADOW_MIN_LABELLED", 300, "fewest labelled shadow rows for a realized comparison; fewer use confidence-based estimates")
+	flagenv.Float64Var(fs, getenv, &c.Shadow.Tolerance, "shadow.tolerance", "SHADOW_TOLERANCE", 0.01, "how much worse than the champion's (AUC lower, MSE higher) the challenger's live metric may be")
+	flagenv.StringVar(fs, getenv, &c.Shadow.PredictionsTopic, "topic.predictions", "TOPIC_PREDICTIONS", topics.Predictions, "topic of predictions, tailed during a shadow period")
+	flagenv.StringVar(fs, getenv, &c.Shadow.LabelsTopic, "topic.labels", "TOPIC_LABELS", topics.Labels, "topic of labels, tailed during a shadow period")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
 	}
@@ -248,6 +258,17 @@ func (c Config) Validate() error {
 	}
 	if c.DriftLabelWait < 0 {
 		errs = append(errs, fmt.Errorf("drift label wait %v must be >= 0", c.DriftLabelWait))
+	}
+	if sh := c.Shadow; sh.Predictions < 0 {
+		errs = append(errs, fmt.Errorf("shadow predictions %d must be >= 0", sh.Predictions))
+	} else if sh.Predictions > 0 {
+		if sh.Timeout <= 0 || sh.LabelWait < 0 || sh.MinLabelled < 0 || sh.Tolerance < 0 || math.IsNaN(sh.Tolerance) {
+			errs = append(errs, fmt.Errorf("shadow timeout %v must be positive, label wait %v, min labelled %d and tolerance %v >= 0",
+				sh.Timeout, sh.LabelWait, sh.MinLabelled, sh.Tolerance))
+		}
+		if sh.PredictionsTopic == "" || sh.LabelsTopic == "" {
+			errs = append(errs, errors.New("predictions and labels topics must be set for the shadow period"))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,8 @@ type Decision struct {
 	// Reason explains it, e.g. "delta_auc 0.0123 [0.0071, 0.0180] (95% paired bootstrap,
 	// 1000 resamples, 3000 holdout rows): lower bound > margin 0.0010".
 	Reason string
+	// Shadow means the promotion waits for a shadow period on live traffic (ShadowConfig).
+	Shadow bool
 	// Metrics are the comparison's numbers (delta_<metric>, delta_<metric>_lo,
 	// delta_<metric>_hi), empty when there was nothing to compare with.
 	Metrics map[string]float64

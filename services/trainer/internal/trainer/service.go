@@ -267,6 +267,7 @@ func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, o
 			return nil, fmt.Errorf("waiting for labelled data: %w", ctx.Err())
 		}
 	}
+	leaseCtx := ctx // the shadow period has its own time limit
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RetrainTimeout)
 	defer cancel()
 	if short != nil {
@@ -309,6 +310,7 @@ func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, o
 		decision.Promote = false
 		decision.Reason = "skip_promotion requested; " + decision.Reason
 	}
+	decision.Shadow = decision.Promote && champ.Version != "" && s.cfg.Shadow.Predictions > 0
 	extra := maps.Clone(window)
 	extra["train_to"] = time.Unix(0, split.Valid.EventTimes[split.Valid.Rows()-1]).UTC().Format(time.RFC3339Nano)
 	extra["holdout_from"] = time.Unix(0, split.Holdout.EventTimes[0]).UTC().Format(time.RFC3339Nano)
@@ -337,11 +339,28 @@ func (s *Server) TrainWith(ctx context.Context, req *trainerv1.RetrainRequest, o
 		FeatureSpecName: spec.Name, FeatureSpecVersion: strconv.Itoa(spec.Version), SourceUri: source, RunId: run.ID,
 		Task: taskProto(spec.Task), Metrics: trained.Metrics,
 	})
+	expectFrom := ""
+	if decision.Shadow {
+		decision.Shadow = false
+		sres, serr := s.runShadow(leaseCtx, logger, model, spec, champ, mv.Version, trained, progress)
+		if serr != nil && !errors.Is(serr, errShadowIncomplete) {
+			return nil, fmt.Errorf("shadow period of version %s: %w", mv.Version, serr)
+		}
+		decision.Promote = serr == nil && sres.Pass
+		decision.Reason += "; " + sres.Reason
+		if decision.Metrics == nil {
+			decision.Metrics = map[string]float64{}
+		}
+		maps.Copy(decision.Metrics, sres.Metrics())
+		resp.Decision = decision.Reason
+		s.recordShadow(leaseCtx, logger, run.ID, decision, req)
+		expectFrom = champ.Version // promote only over the champion the shadow compared with
+	}
 	outcome = "rejected"
 	if decision.Promote {
 		progress(Progress{Stage: "promote", Message: decision.Reason})
 		reason := cmp.Or(req.GetReason(), "retrain") + "; " + decision.Reason
-		if _, err := s.MoveAlias(ctx, model, modelstore.AliasChampion, mv.Version, "trainer", reason, eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED); err != nil {
+		if _, err := s.moveAlias(ctx, model, modelstore.AliasChampion, mv.Version, "trainer", reason, eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED, expectFrom); err != nil {
 			return nil, fmt.Errorf("promote version %s: %w", mv.Version, err)
 		}
 		resp.Promoted = true
@@ -621,6 +640,8 @@ func (s *Server) logRun(ctx context.Context, model string, req *trainerv1.Retrai
 // decisionTag is the value of tagDecision for a run that registered a version.
 func decisionTag(d Decision, req *trainerv1.RetrainRequest) string {
 	switch {
+	case d.Promote && d.Shadow:
+		return "shadow"
 	case d.Promote:
 		return "promoted"
 	case req.GetSkipPromotion():
