@@ -11,9 +11,9 @@ import (
 	"syscall"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	featuresv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/features/v1"
+	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
@@ -62,7 +62,11 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	features, err := grpc.NewClient(cfg.FeaturesAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	featuresCreds, err := grpcserve.DialCredentials(cfg.FeaturesTLS)
+	if err != nil {
+		return errors.Join(err, producer.Close())
+	}
+	features, err := grpc.NewClient(cfg.FeaturesAddr, featuresCreds)
 	if err != nil {
 		return errors.Join(fmt.Errorf("features client for %s: %w", cfg.FeaturesAddr, err), producer.Close())
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
+	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
 
 // Config is the whole configuration of the scoring service. Build it with ParseConfig.
@@ -68,6 +69,10 @@ type Config struct {
 	// FeaturesAddr is the FeatureService the sync path asks for features (-features.addr).
 	// Default: 127.0.0.1:50052.
 	FeaturesAddr string
+	// FeaturesTLS is the TLS of the connection to FeaturesAddr (-features.tls,
+	// -features.tls.ca/.cert/.key/.server-name); a client certificate when features requires
+	// mutual TLS. Default: plain text.
+	FeaturesTLS tlsconf.Client
 	// FeaturesTimeout is the deadline of one GetOnlineFeatures call (-features.timeout).
 	// Default: 200ms.
 	FeaturesTimeout time.Duration
@@ -104,6 +109,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.Float64Var(fs, getenv, &c.ExplainSampleRate, "explain.sample-rate", "EXPLAIN_SAMPLE_RATE", 0.01, "fraction of non-alert predictions explained (alerts always are)")
 	flagenv.IntVar(fs, getenv, &c.ExplainTopK, "explain.top-k", "EXPLAIN_TOP_K", 3, "contributions kept per explanation")
 	flagenv.StringVar(fs, getenv, &c.FeaturesAddr, "features.addr", "FEATURES_ADDR", "127.0.0.1:50052", "FeatureService address for the sync path")
+	c.FeaturesTLS.RegisterFlags(fs, getenv, "features.tls", "FEATURES_TLS")
 	flagenv.DurationVar(fs, getenv, &c.FeaturesTimeout, "features.timeout", "FEATURES_TIMEOUT", 200*time.Millisecond, "deadline of one GetOnlineFeatures call")
 	flagenv.IntVar(fs, getenv, &c.SyncLogBuffer, "sync.log-buffer", "SYNC_LOG_BUFFER", 10000, "sync predictions waiting to be published")
 	flagenv.IntVar(fs, getenv, &c.DetectionWindow, "metrics.detection-window", "METRICS_DETECTION_WINDOW", 1000, "predictions covered by mlops_scoring_fraud_detection_rate")
@@ -152,6 +158,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ExplainTopK < 1 {
 		errs = append(errs, fmt.Errorf("explain top-k %d: must be at least 1", c.ExplainTopK))
+	}
+	if err := c.FeaturesTLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("features client: %w", err))
 	}
 	if c.FeaturesAddr == "" {
 		errs = append(errs, errors.New("features address is empty"))
