@@ -126,6 +126,42 @@ func BatchConsumerActor(cfg Config, h BatchHandler, logger *slog.Logger, reg pro
 	}
 }
 
+// ensureTopics creates the consumer's input topics and its dead-letter topic when missing
+// (sized by their roles, see Config.TopicSpec: an input topic the catalogue does not know is
+// a stream), retrying with capped backoff until Kafka answers. It returns an error only when
+// ctx ends first. A consumer cannot dead-letter into a missing topic, so every service gets
+// its dead-letter topic this way.
+func (c *Consumer) ensureTopics(ctx context.Context) error {
+	roles := map[string]TopicRole{c.cfg.DLQTopic: RoleDeadLetter}
+	for _, t := range c.cfg.Topics {
+		if r, ok := RoleOf(t); ok {
+			roles[t] = r
+		} else {
+			roles[t] = RoleStream
+		}
+	}
+	delay := c.cfg.RetryBackoffMin
+	for warned := false; ; {
+		attempt, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := c.cfg.EnsureRoles(attempt, roles)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !warned {
+			c.logger.Warn("kafka topics not ensured yet; retrying", "topics", c.cfg.Topics, "dlq_topic", c.cfg.DLQTopic, "err", err)
+			warned = true
+		}
+		if !sleepCtx(ctx, delay) {
+			return ctx.Err()
+		}
+		delay = min(2*delay, c.cfg.RetryBackoffMax)
+	}
+}
+
 // errAbandoned reports that shutdown interrupted a batch before it was committed; the records
 // are delivered again to whichever consumer owns their partitions next.
 var errAbandoned = errors.New("batch abandoned at shutdown")
@@ -137,6 +173,9 @@ var errAbandoned = errors.New("batch abandoned at shutdown")
 func (c *Consumer) Run(ctx context.Context) (err error) {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("kafka consumer: Run called twice")
+	}
+	if err := c.ensureTopics(ctx); err != nil {
+		return nil // ctx ended before Kafka answered: nothing was consumed
 	}
 	rc := c.cfg.readerConfig(errorLogger(c.logger))
 	rc.Logger = c.lag.readerLogger() // learns the partition assignment

@@ -69,6 +69,33 @@ func NewRecord(topic string, key, value []byte, contentType string, parent []kaf
 	return kafka.Message{Topic: topic, Key: key, Value: value, Headers: headers}
 }
 
+// TraceContext returns the W3C trace context that headers carry: traceparent is "" when they
+// carry no valid one (tracestate is then "" too).
+func TraceContext(headers []kafka.Header) (traceparent, tracestate string) {
+	tp, ok := HeaderValue(headers, HeaderTraceparent)
+	if !ok || !ValidTraceparent(tp) {
+		return "", ""
+	}
+	ts, _ := HeaderValue(headers, HeaderTracestate)
+	return string(tp), string(ts)
+}
+
+// TraceHeaders returns the traceparent (and, when not empty, tracestate) headers of a trace
+// context that did not arrive in Kafka headers (gRPC metadata, a stored event), to pass as
+// NewRecord's parent. It returns nil when traceparent is empty; NewRecord then starts a new
+// trace, as it does for an invalid traceparent.
+func TraceHeaders(traceparent, tracestate string) []kafka.Header {
+	if traceparent == "" {
+		return nil
+	}
+	h := make([]kafka.Header, 1, 2)
+	h[0] = kafka.Header{Key: HeaderTraceparent, Value: []byte(traceparent)}
+	if tracestate != "" {
+		h = append(h, kafka.Header{Key: HeaderTracestate, Value: []byte(tracestate)})
+	}
+	return h
+}
+
 // NewTraceparent returns a new W3C traceparent (version 00, random trace and parent ids,
 // sampled flag set).
 func NewTraceparent() []byte {

@@ -87,3 +87,35 @@ func TestNewRecordTraceContext(t *testing.T) {
 		t.Errorf("two new traceparents are equal: %s", a)
 	}
 }
+
+func TestTraceContextRoundTrip(t *testing.T) {
+	t.Parallel()
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := []struct {
+		name           string
+		tp, ts         string
+		wantTP, wantTS string
+	}{
+		{name: "parent and state", tp: tp, ts: "a=b", wantTP: tp, wantTS: "a=b"},
+		{name: "parent only", tp: tp, wantTP: tp},
+		{name: "none", ts: "a=b"},
+		{name: "invalid parent dropped with its state", tp: "00-zz-00", ts: "a=b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := kafkaio.TraceHeaders(tt.tp, tt.ts)
+			if tt.tp == "" && h != nil {
+				t.Errorf("TraceHeaders(\"\", %q) = %v, want nil", tt.ts, h)
+			}
+			gotTP, gotTS := kafkaio.TraceContext(h)
+			if gotTP != tt.wantTP || gotTS != tt.wantTS {
+				t.Errorf("TraceContext(TraceHeaders(%q, %q)) = %q, %q; want %q, %q", tt.tp, tt.ts, gotTP, gotTS, tt.wantTP, tt.wantTS)
+			}
+			m := kafkaio.NewRecord("topic", nil, nil, kafkaio.ContentTypeProtobuf, h)
+			if got, _ := kafkaio.TraceContext(m.Headers); tt.wantTP != "" && got != tt.wantTP {
+				t.Errorf("NewRecord did not carry the trace: %q", got)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package kafkaio
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -70,42 +69,4 @@ func Tail(ctx context.Context, cfg Config, topic string, logger *slog.Logger, re
 	if ready != nil {
 		ready()
 	}
-}
-
-// EndOffsets returns the high watermark of every partition of topic.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	tr := &kafka.Transport{ClientID: "mlops-end-offsets", DialTimeout: 10 * time.Second}
-	defer tr.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		if t.Error != nil {
-			return nil, fmt.Errorf("metadata of %q: %w", topic, t.Error)
-		}
-		for _, p := range t.Partitions {
-			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
-		}
-	}
-	if len(reqs) == 0 {
-		return nil, fmt.Errorf("topic %q has no partitions", topic)
-	}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
-	}
-	out := make(map[int]int64, len(reqs))
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
 }

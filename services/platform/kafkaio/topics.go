@@ -27,6 +27,9 @@ const (
 	// RoleAuditLog is the model registry's history (model.events): one partition (a total
 	// order of the registry's changes), kept forever and never compacted.
 	RoleAuditLog
+	// RoleRedriveLedger records which dead letters were redriven (mlopsctl dlq redrive),
+	// keyed by the letter's id: one partition, compacted (one record per letter is enough).
+	RoleRedriveLedger
 )
 
 // DeadLetterRetention is how long a dead-letter topic keeps its records.
@@ -43,6 +46,8 @@ func (r TopicRole) String() string {
 		return "control"
 	case RoleAuditLog:
 		return "audit-log"
+	case RoleRedriveLedger:
+		return "redrive-ledger"
 	default:
 		return fmt.Sprintf("TopicRole(%d)", int(r))
 	}
@@ -68,6 +73,9 @@ func (c Config) TopicSpec(name string, r TopicRole) TopicSpec {
 	case RoleAuditLog:
 		s.Partitions = 1
 		s.Configs = AuditLogConfigs()
+	case RoleRedriveLedger:
+		s.Partitions = 1
+		s.Configs = map[string]string{"cleanup.policy": "compact"}
 	}
 	return s
 }
@@ -87,6 +95,7 @@ func Catalogue() []CatalogueEntry {
 		{Name: topics.TxRaw, Role: RoleStream, Services: []string{"ingestion"}},
 		{Name: topics.TxValidated, Role: RoleStream, Services: []string{"ingestion", "features"}},
 		{Name: topics.TxDLQ, Role: RoleDeadLetter, Services: []string{"ingestion", "features", "scoring", "predlog", "drift", "trainer"}},
+		{Name: RedriveLedger(topics.TxDLQ), Role: RoleRedriveLedger, Services: []string{"mlopsctl"}},
 		{Name: topics.Features, Role: RoleStream, Services: []string{"features", "scoring"}},
 		{Name: topics.Predictions, Role: RoleStream, Services: []string{"scoring", "predlog", "drift"}},
 		{Name: topics.Labels, Role: RoleStream, Services: []string{"predlog", "drift"}},
@@ -95,6 +104,9 @@ func Catalogue() []CatalogueEntry {
 		{Name: topics.ModelEvents, Role: RoleAuditLog, Services: []string{"trainer", "scoring", "drift"}},
 	}
 }
+
+// RedriveLedger names the redrive ledger of dead-letter topic dlq.
+func RedriveLedger(dlq string) string { return dlq + ".redriven" }
 
 // DriftPartialsTopic is the default topic of the drift service's partial window states (its
 // -topic.partials).

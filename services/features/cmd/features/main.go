@@ -66,11 +66,11 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	topicsCtx, cancel := context.WithTimeout(ctx, ensureTopicsTimeout)
 	defer cancel()
 	// The dead-letter topic too: the consumer cannot dead-letter into a missing topic.
-	specs := []kafkaio.TopicSpec{{Name: cfg.OutputTopic}, {Name: cfg.Kafka.DLQTopic}}
+	roles := map[string]kafkaio.TopicRole{cfg.OutputTopic: kafkaio.RoleStream, cfg.Kafka.DLQTopic: kafkaio.RoleDeadLetter}
 	for _, t := range cfg.Kafka.Topics {
-		specs = append(specs, kafkaio.TopicSpec{Name: t})
+		roles[t] = kafkaio.RoleStream
 	}
-	if err := kafkaio.EnsureTopics(topicsCtx, cfg.Kafka.Brokers, specs); err != nil {
+	if err := cfg.Kafka.EnsureRoles(topicsCtx, roles); err != nil {
 		return fmt.Errorf("ensure kafka topics: %w", err)
 	}
 	cancel()

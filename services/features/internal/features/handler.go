@@ -104,15 +104,8 @@ func (s *Server) HandleBatch(ctx context.Context, msgs []kafka.Message) ([]kafka
 		if it.replay {
 			tp, ts = traceOf(it.value)
 		}
-		parent := make([]kafka.Header, 0, 2)
-		if tp != "" {
-			parent = append(parent, kafka.Header{Key: kafkaio.HeaderTraceparent, Value: []byte(tp)})
-			if ts != "" {
-				parent = append(parent, kafka.Header{Key: kafkaio.HeaderTracestate, Value: []byte(ts)})
-			}
-		}
 		results[i].Output = []kafka.Message{
-			kafkaio.NewRecord(s.cfg.OutputTopic, []byte(it.tx.GetAccountId()), it.value, kafkaio.ContentTypeProtobuf, parent),
+			kafkaio.NewRecord(s.cfg.OutputTopic, []byte(it.tx.GetAccountId()), it.value, kafkaio.ContentTypeProtobuf, kafkaio.TraceHeaders(tp, ts)),
 		}
 	}
 	return results, nil
@@ -135,12 +128,7 @@ func decodeRecord(m *kafka.Message) (*item, error) {
 		}
 		it.in = in
 	}
-	if tp, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTraceparent); ok && kafkaio.ValidTraceparent(tp) {
-		it.traceparent = string(tp)
-		if ts, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTracestate); ok {
-			it.tracestate = string(ts)
-		}
-	} else {
+	if it.traceparent, it.tracestate = kafkaio.TraceContext(m.Headers); it.traceparent == "" {
 		it.traceparent = string(kafkaio.NewTraceparent())
 	}
 	return it, nil

@@ -26,7 +26,7 @@ func TestRealMainLifecycle(t *testing.T) {
 	args := []string{
 		"-grpc.addr", servicetest.FreeAddr(t),
 		"-kafka.topics", name + "-raw", "-kafka.group", name, "-kafka.dlq-topic", name + "-dlq",
-		"-ingest.validated-topic", name + "-validated", "-ingest.partitions", "1",
+		"-ingest.validated-topic", name + "-validated", "-kafka.partitions", "1",
 	}
 	servicetest.CheckLifecycle(t, "ingestion", realMain, args, func(k string) string { return env[k] })
 }

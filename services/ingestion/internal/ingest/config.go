@@ -21,12 +21,6 @@ type Config struct {
 	Kafka kafkaio.Config
 	// ValidatedTopic receives valid transactions (-ingest.validated-topic). Default: tx.validated.
 	ValidatedTopic string
-	// Partitions is the partition count of the topics created at startup when they do not
-	// exist (-ingest.partitions). Existing topics are left alone. Default: 3.
-	Partitions int
-	// ReplicationFactor of the topics created at startup; 0 means the broker's default
-	// (-ingest.replication-factor). Default: 0.
-	ReplicationFactor int
 	// Limits bounds what the validator accepts (-ingest.max-*).
 	Limits Limits
 	// UnknownFields is the policy for fields the schema does not have
@@ -52,8 +46,6 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 
 	d := DefaultLimits()
 	flagenv.StringVar(fs, getenv, &c.ValidatedTopic, "ingest.validated-topic", "INGEST_VALIDATED_TOPIC", topics.TxValidated, "topic receiving valid transactions")
-	flagenv.IntVar(fs, getenv, &c.Partitions, "ingest.partitions", "INGEST_PARTITIONS", 3, "partitions of the topics created at startup")
-	flagenv.IntVar(fs, getenv, &c.ReplicationFactor, "ingest.replication-factor", "INGEST_REPLICATION_FACTOR", 0, "replication factor of the topics created at startup (0: broker default)")
 	flagenv.IntVar(fs, getenv, &c.Limits.MaxRecordBytes, "ingest.max-record-bytes", "INGEST_MAX_RECORD_BYTES", d.MaxRecordBytes, "largest encoded transaction accepted, in bytes")
 	flagenv.Float64Var(fs, getenv, &c.Limits.MaxAmount, "ingest.max-amount", "INGEST_MAX_AMOUNT", d.MaxAmount, "largest amount accepted, in major currency units")
 	flagenv.DurationVar(fs, getenv, &c.Limits.MaxFutureSkew, "ingest.max-future-skew", "INGEST_MAX_FUTURE_SKEW", d.MaxFutureSkew, "how far event_time may lie in the future")
@@ -86,12 +78,6 @@ func (c Config) Validate() error {
 	}
 	if slices.Contains(c.Kafka.Topics, c.ValidatedTopic) || c.ValidatedTopic == c.Kafka.DLQTopic {
 		errs = append(errs, fmt.Errorf("ingest validated topic %q is also an input or the dead-letter topic", c.ValidatedTopic))
-	}
-	if c.Partitions <= 0 {
-		errs = append(errs, fmt.Errorf("ingest partitions %d: must be positive", c.Partitions))
-	}
-	if c.ReplicationFactor < 0 {
-		errs = append(errs, fmt.Errorf("ingest replication factor %d: must not be negative", c.ReplicationFactor))
 	}
 	if c.DedupWindow < 0 || c.DedupSize < 0 {
 		errs = append(errs, errors.New("ingest dedup window and size must not be negative"))

@@ -94,7 +94,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, opts ...Opt
 	s.validator = NewValidator(cfg.Limits, s.now)
 	logger.Info("configuration",
 		"input_topics", cfg.Kafka.Topics, "validated_topic", cfg.ValidatedTopic, "dlq_topic", cfg.Kafka.DLQTopic,
-		"group", cfg.Kafka.GroupID, "brokers", cfg.Kafka.Brokers, "partitions", cfg.Partitions,
+		"group", cfg.Kafka.GroupID, "brokers", cfg.Kafka.Brokers, "partitions", cfg.Kafka.Partitions,
 		"unknown_fields", cfg.UnknownFields.String(), "dedup_window", cfg.DedupWindow, "dedup_size", cfg.DedupSize,
 		"max_record_bytes", cfg.Limits.MaxRecordBytes, "max_amount", cfg.Limits.MaxAmount,
 		"max_future_skew", cfg.Limits.MaxFutureSkew, "max_age", cfg.Limits.MaxAge)
@@ -139,14 +139,14 @@ func (s *Server) ConsumerActor() run.Actor {
 // succeeds or ctx ends.
 func (s *Server) ensureTopics(ctx context.Context) error {
 	names := append(append([]string{}, s.cfg.Kafka.Topics...), s.cfg.ValidatedTopic, s.cfg.Kafka.DLQTopic)
-	specs := make([]kafkaio.TopicSpec, 0, len(names))
-	for _, n := range names {
-		specs = append(specs, kafkaio.TopicSpec{Name: n, Partitions: s.cfg.Partitions, ReplicationFactor: s.cfg.ReplicationFactor})
+	roles := map[string]kafkaio.TopicRole{s.cfg.ValidatedTopic: kafkaio.RoleStream, s.cfg.Kafka.DLQTopic: kafkaio.RoleDeadLetter}
+	for _, t := range s.cfg.Kafka.Topics {
+		roles[t] = kafkaio.RoleStream
 	}
 	delay := 200 * time.Millisecond
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := kafkaio.EnsureTopics(attempt, s.cfg.Kafka.Brokers, specs)
+		err := s.cfg.Kafka.EnsureRoles(attempt, roles)
 		cancel()
 		if err == nil {
 			s.topicsReady.Store(true)
@@ -318,14 +318,11 @@ func traceHeaders(ctx context.Context) []kafka.Header {
 	if !ok {
 		return nil
 	}
-	var hs []kafka.Header
-	if v := md.Get(topics.HeaderTraceparent); len(v) > 0 {
-		hs = append(hs, kafka.Header{Key: topics.HeaderTraceparent, Value: []byte(v[0])})
-		if st := md.Get(topics.HeaderTracestate); len(st) > 0 {
-			hs = append(hs, kafka.Header{Key: topics.HeaderTracestate, Value: []byte(strings.Join(st, ","))})
-		}
+	tp := md.Get(topics.HeaderTraceparent)
+	if len(tp) == 0 {
+		return nil
 	}
-	return hs
+	return kafkaio.TraceHeaders(tp[0], strings.Join(md.Get(topics.HeaderTracestate), ","))
 }
 
 func toProto(fe []FieldError) []*ingestv1.FieldError {

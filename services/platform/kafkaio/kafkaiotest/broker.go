@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"sort"
 	"testing"
 	"time"
 
@@ -87,56 +86,15 @@ func client(brokers []string) (*kafka.Client, func()) {
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
 
-// Partitions returns the partition ids of topic, sorted.
+// Partitions returns the partition ids of topic, sorted (kafkaio.Partitions).
 func Partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	c, done := client(brokers)
-	defer done()
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %q: %w", topic, err)
-	}
-	for _, tp := range md.Topics {
-		if tp.Name != topic {
-			continue
-		}
-		if tp.Error != nil {
-			return nil, fmt.Errorf("metadata of %q: %w", topic, tp.Error)
-		}
-		ids := make([]int, 0, len(tp.Partitions))
-		for _, p := range tp.Partitions {
-			ids = append(ids, p.ID)
-		}
-		sort.Ints(ids)
-		return ids, nil
-	}
-	return nil, fmt.Errorf("metadata of %q: topic not found", topic)
+	return kafkaio.Partitions(ctx, brokers, topic)
 }
 
 // EndOffsets returns the high watermark (the offset the next record will get) of each
-// partition of topic.
+// partition of topic (kafkaio.EndOffsets).
 func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	ids, err := Partitions(ctx, brokers, topic)
-	if err != nil {
-		return nil, err
-	}
-	c, done := client(brokers)
-	defer done()
-	reqs := make([]kafka.OffsetRequest, 0, len(ids))
-	for _, p := range ids {
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %q: %w", topic, err)
-	}
-	out := make(map[int]int64, len(ids))
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("list offsets of %q partition %d: %w", topic, po.Partition, po.Error)
-		}
-		out[po.Partition] = po.LastOffset
-	}
-	return out, nil
+	return kafkaio.EndOffsets(ctx, brokers, topic)
 }
 
 // CommittedOffsets returns the offsets group has committed on each partition of topic (the
@@ -165,58 +123,20 @@ func CommittedOffsets(ctx context.Context, brokers []string, group, topic string
 	return out, nil
 }
 
-// ReadTopic returns every record currently in topic, partition by partition in offset order.
-// It fails the test if the records cannot be read within 30s.
+// ReadTopic returns every record currently in topic, partition by partition in offset order
+// (kafkaio.ReadTopic). It fails the test if the records cannot be read within 30s.
 func ReadTopic(t testing.TB, brokers []string, topic string) []kafka.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ends, err := EndOffsets(ctx, brokers, topic)
-	if err != nil {
-		t.Fatalf("read topic: %v", err)
-	}
-	parts := make([]int, 0, len(ends))
-	for p := range ends {
-		parts = append(parts, p)
-	}
-	sort.Ints(parts)
 	var out []kafka.Message
-	for _, p := range parts {
-		if ends[p] <= 0 {
-			continue
-		}
-		msgs, err := readPartition(ctx, brokers, topic, p, ends[p])
-		if err != nil {
-			t.Fatalf("read topic %q partition %d: %v", topic, p, err)
-		}
-		out = append(out, msgs...)
+	if err := kafkaio.ReadTopic(ctx, brokers, topic, func(m kafka.Message) error {
+		out = append(out, m)
+		return nil
+	}); err != nil {
+		t.Fatalf("read topic %q: %v", topic, err)
 	}
 	return out
-}
-
-func readPartition(ctx context.Context, brokers []string, topic string, partition int, end int64) (msgs []kafka.Message, err error) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition,
-		MaxWait: 50 * time.Millisecond, MaxBytes: 10 << 20,
-	})
-	defer func() {
-		if cerr := r.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	if err := r.SetOffset(kafka.FirstOffset); err != nil {
-		return nil, err
-	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return msgs, fmt.Errorf("after %d records: %w", len(msgs), err)
-		}
-		msgs = append(msgs, m)
-		if m.Offset >= end-1 {
-			return msgs, nil
-		}
-	}
 }
 
 // Produce writes msgs (each naming its Topic) with acks=all and fails the test on error.

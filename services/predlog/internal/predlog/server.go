@@ -35,11 +35,11 @@ func (s *Server) Setup(ctx context.Context) error {
 	if err := s.w.PutTemplates(ctx); err != nil {
 		return fmt.Errorf("install index templates: %w", err)
 	}
-	specs := []kafkaio.TopicSpec{{Name: s.cfg.Kafka.DLQTopic}}
+	roles := map[string]kafkaio.TopicRole{s.cfg.Kafka.DLQTopic: kafkaio.RoleDeadLetter}
 	for _, t := range s.cfg.Kafka.Topics {
-		specs = append(specs, kafkaio.TopicSpec{Name: t})
+		roles[t] = kafkaio.RoleStream
 	}
-	if err := kafkaio.EnsureTopics(ctx, s.cfg.Kafka.Brokers, specs); err != nil {
+	if err := s.cfg.Kafka.EnsureRoles(ctx, roles); err != nil {
 		return fmt.Errorf("ensure kafka topics: %w", err)
 	}
 	return nil

@@ -3,7 +3,6 @@ package trainer
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -38,26 +37,21 @@ func NewAuditLog(brokers []string, topic string, p *kafkaio.Producer, readTimeou
 	return &AuditLog{brokers: brokers, topic: topic, producer: p, readTimeout: readTimeout}
 }
 
-// auditTopicConfigs are the configs the audit topic must have.
-var auditTopicConfigs = map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-
 // Ensure creates the topic when missing (one partition: a total order of the registry's
 // changes) and sets its retention to forever when it exists already (e.g. auto-created
 // with the broker's default retention).
 func (a *AuditLog) Ensure(ctx context.Context) error {
-	configs := map[string]string{}
-	for k, v := range auditTopicConfigs {
-		configs[k] = v
-	}
-	if err := kafkaio.EnsureTopics(ctx, a.brokers, []kafkaio.TopicSpec{{Name: a.topic, Partitions: 1, Configs: configs}}); err != nil {
+	kc := kafkaio.Config{Brokers: a.brokers}
+	if err := kc.EnsureRoles(ctx, map[string]kafkaio.TopicRole{a.topic: kafkaio.RoleAuditLog}); err != nil {
 		return fmt.Errorf("ensure audit topic: %w", err)
 	}
 	transport := &kafka.Transport{ClientID: "trainer-admin", DialTimeout: 10 * time.Second}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(a.brokers...), Timeout: 30 * time.Second, Transport: transport}
 	res := kafka.IncrementalAlterConfigsRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: a.topic}
+	configs := kafkaio.AuditLogConfigs()
 	for _, k := range []string{"cleanup.policy", "retention.bytes", "retention.ms"} {
-		res.Configs = append(res.Configs, kafka.IncrementalAlterConfigsRequestConfig{Name: k, Value: auditTopicConfigs[k], ConfigOperation: kafka.ConfigOperationSet})
+		res.Configs = append(res.Configs, kafka.IncrementalAlterConfigsRequestConfig{Name: k, Value: configs[k], ConfigOperation: kafka.ConfigOperationSet})
 	}
 	resp, err := client.IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: []kafka.IncrementalAlterConfigsRequestResource{res}})
 	if err != nil {
@@ -89,39 +83,24 @@ func (a *AuditLog) Publish(ctx context.Context, ev *eventsv1.ModelEvent) error {
 func (a *AuditLog) Events(ctx context.Context, model string) ([]*eventsv1.ModelEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.readTimeout)
 	defer cancel()
-	transport := &kafka.Transport{ClientID: "trainer-audit", DialTimeout: 10 * time.Second}
-	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(a.brokers...), Timeout: a.readTimeout, Transport: transport}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{a.topic}})
+	ranges, err := kafkaio.Offsets(ctx, a.brokers, a.topic)
 	if err != nil {
-		return nil, fmt.Errorf("read audit log: metadata: %w", err)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return nil, fmt.Errorf("read audit log: topic %q: %w", a.topic, t.Error)
-		}
-		for _, p := range t.Partitions {
-			reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
-		}
-	}
-	if len(reqs) == 0 {
-		return nil, fmt.Errorf("read audit log: topic %q has no partitions", a.topic)
-	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{a.topic: reqs}})
-	if err != nil {
-		return nil, fmt.Errorf("read audit log: list offsets: %w", err)
+		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	var out []*eventsv1.ModelEvent
-	for _, po := range offs.Topics[a.topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("read audit log: partition %d: %w", po.Partition, po.Error)
-		}
-		evs, err := a.readPartition(ctx, po.Partition, po.FirstOffset, po.LastOffset, model)
+	for p, r := range ranges {
+		err := kafkaio.ReadRange(ctx, a.brokers, a.topic, p, r.First, r.End, func(m kafka.Message) error {
+			if model == "" || string(m.Key) == model {
+				ev := &eventsv1.ModelEvent{}
+				if proto.Unmarshal(m.Value, ev) == nil && ev.GetModelName() != "" {
+					out = append(out, ev)
+				}
+			}
+			return nil
+		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("read audit log: %w", err)
 		}
-		out = append(out, evs...)
 	}
 	// One partition per key keeps each model's events in publish order; across models (and
 	// partitions) order by event time.
@@ -129,37 +108,6 @@ func (a *AuditLog) Events(ctx context.Context, model string) ([]*eventsv1.ModelE
 		return x.GetEventTime().AsTime().Compare(y.GetEventTime().AsTime())
 	})
 	return out, nil
-}
-
-// readPartition reads offsets [first, last) of one partition.
-func (a *AuditLog) readPartition(ctx context.Context, partition int, first, last int64, model string) (out []*eventsv1.ModelEvent, err error) {
-	if last <= first {
-		return nil, nil
-	}
-	rc := kafka.ReaderConfig{Brokers: a.brokers, Topic: a.topic, Partition: partition, MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 100 * time.Millisecond}
-	if err := rc.Validate(); err != nil {
-		return nil, fmt.Errorf("read audit log: %w", err)
-	}
-	r := kafka.NewReader(rc)
-	defer func() { err = errors.Join(err, r.Close()) }()
-	if err := r.SetOffset(first); err != nil {
-		return nil, fmt.Errorf("read audit log: seek partition %d to %d: %w", partition, first, err)
-	}
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("read audit log: partition %d after %d records: %w", partition, len(out), err)
-		}
-		if model == "" || string(m.Key) == model {
-			ev := &eventsv1.ModelEvent{}
-			if proto.Unmarshal(m.Value, ev) == nil && ev.GetModelName() != "" {
-				out = append(out, ev)
-			}
-		}
-		if m.Offset >= last-1 {
-			return out, nil
-		}
-	}
 }
 
 // movesAlias reports whether ev changes which version holds an alias.
