@@ -18,6 +18,13 @@
 //
 //	go run ./loadtest/cmd/loadgen -rate 20 -shop-rate 5 -duration 30m -drift season -drift-after 10m
 //
+// Records go to Kafka in batches (up to -max-batch per producer call, -kafka.batch-timeout of
+// linger), so -rate 0 publishes as fast as the broker acknowledges. A count-bounded run (-n)
+// publishes exactly n transactions or exits non-zero saying how many it got out and why
+// (-duration ended it, or sim time reached the wall clock). -lag 0 (the default) starts sim
+// time early enough for the run's transactions; a count that needs more than ingestion's
+// 30 days of sim time is refused up front (raise -accounts).
+//
 // Transactions are published as JSON (content-type application/json, as transaction systems
 // send them) or, for -proto-fraction of them, as protobuf; labels as protobuf Label. Sim time
 // starts -lag before now and is never allowed to run ahead of the wall clock, so event times
@@ -78,6 +85,8 @@ type options struct {
 	shopRate      float64
 	shopN         int
 	customers     int
+	maxBatch      int
+	linger        time.Duration
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -91,7 +100,9 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	flagenv.IntVar(fs, getenv, &o.accounts, "accounts", "LOADGEN_ACCOUNTS", 2000, "simulated accounts")
 	flagenv.Float64Var(fs, getenv, &o.protoFraction, "proto-fraction", "LOADGEN_PROTO_FRACTION", 0.2, "share of transactions sent as protobuf instead of JSON")
 	flagenv.BoolVar(fs, getenv, &o.labels, "labels", "LOADGEN_LABELS", true, "publish labels to labels.v1 as they come due")
-	flagenv.DurationVar(fs, getenv, &o.lag, "lag", "LOADGEN_LAG", 48*time.Hour, "sim time starts this long before now")
+	flagenv.DurationVar(fs, getenv, &o.lag, "lag", "LOADGEN_LAG", 0, "sim time starts this long before now (0: long enough for the run's transactions, at least 48h)")
+	flagenv.IntVar(fs, getenv, &o.maxBatch, "max-batch", "LOADGEN_MAX_BATCH", 2000, "most records handed to the producer in one call, and per partition in one produce request")
+	flagenv.DurationVar(fs, getenv, &o.linger, "kafka.batch-timeout", "KAFKA_BATCH_TIMEOUT", 5*time.Millisecond, "longest the producer waits to fill a batch")
 	flagenv.DurationVar(fs, getenv, &o.labelDelay, "label-delay", "LOADGEN_LABEL_DELAY", 10*time.Minute, "longest sim-time delay of a label")
 	flagenv.StringVar(fs, getenv, &o.txTopic, "tx-topic", "LOADGEN_TX_TOPIC", topics.TxRaw, "topic for transactions")
 	flagenv.StringVar(fs, getenv, &o.labelTopic, "label-topic", "LOADGEN_LABEL_TOPIC", topics.Labels, "topic for labels")
@@ -116,6 +127,15 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	}
 	if o.labelDelay <= 0 {
 		errs = append(errs, errors.New("-label-delay must be positive"))
+	}
+	if o.maxBatch < 1 {
+		errs = append(errs, errors.New("-max-batch must be >= 1"))
+	}
+	if o.accounts >= 1 && o.lag == 0 {
+		if need := simSpan(o); need > maxSimSpan {
+			errs = append(errs, fmt.Errorf("%d transactions of %d accounts need about %.0f days of sim time, more than the %.0f days ingestion accepts (events older than 30 days are rejected): raise -accounts to at least %d",
+				runTransactions(o), o.accounts, need.Hours()/24, maxSimSpan.Hours()/24, int(float64(o.accounts)*float64(need)/float64(maxSimSpan))+1))
+		}
 	}
 	if o.drift != "" {
 		if _, err := sim.ScenarioDrift(o.drift, time.Now()); err != nil {
@@ -163,7 +183,8 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	prod, err := kafkaio.NewProducer(kafkaio.Config{Brokers: o.brokers, ClientID: "loadgen"}, logger, prometheus.NewRegistry())
+	prod, err := kafkaio.NewProducer(kafkaio.Config{Brokers: o.brokers, ClientID: "loadgen", BatchTimeout: o.linger,
+		BatchSize: o.maxBatch}, logger, prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}
@@ -171,6 +192,9 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	err = errors.Join(err, prod.Close())
 	b, _ := json.Marshal(st)
 	fmt.Fprintf(stderr, "%s\n", b)
+	if errors.Is(err, context.DeadlineExceeded) && o.n > 0 && st.Transactions < o.n {
+		return fmt.Errorf("-duration %v ended the run after %d of %d transactions (%.0f/s): raise -duration or -rate", o.duration, st.Transactions, o.n, float64(st.Transactions)/o.duration.Seconds())
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return nil // the time bound or a signal ended the run
 	}
@@ -208,12 +232,18 @@ func run(ctx context.Context, o options, now func() time.Time, write func(contex
 	return st, errors.Join(err, shopErr)
 }
 
-// runPayments publishes payment transactions until o.n are out or ctx ends.
+// runPayments publishes payment transactions until o.n are out or ctx ends. The simulation
+// and encoding run here; a publisher goroutine hands the records to write in batches of up to
+// o.maxBatch, one call in flight at a time, so the producer fills whole batches (acks=all
+// costs one round trip per batch, not per record) and records keep their order. Transactions
+// are paced against a schedule (the k-th is due k/o.rate after the start), not a ticker, so
+// high rates hold. Stats count what write acknowledged.
 func runPayments(ctx context.Context, o options, now func() time.Time, write func(context.Context, ...kafka.Message) error) (stats, error) {
 	cfg := sim.DefaultConfig()
 	cfg.Seed = o.seed
 	cfg.Accounts = o.accounts
-	cfg.Start = now().Add(-o.lag).Truncate(time.Second)
+	lag := effectiveLag(o)
+	cfg.Start = now().Add(-lag).Truncate(time.Second)
 	// Chargeback delays compressed: the default ratio of the longest to the shortest (six
 	// weeks to two days) within -label-delay.
 	ratio := float64(cfg.LabelDelayMin) / float64(cfg.LabelDelayMax)
@@ -223,12 +253,15 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 	if err != nil {
 		return stats{}, err
 	}
-	var st stats
-	var tick <-chan time.Time
+	maxBatch := max(o.maxBatch, 1)
+	pubCtx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	pub := newPublisher(pubCtx, write, maxBatch)
+
+	var gen stats // what was generated; st is what was acknowledged
+	var interval time.Duration
 	if o.rate > 0 {
-		t := time.NewTicker(time.Duration(float64(time.Second) / o.rate))
-		defer t.Stop()
-		tick = t.C
+		interval = time.Duration(float64(time.Second) / o.rate)
 	}
 	protoEvery := 0
 	if o.protoFraction > 0 {
@@ -236,69 +269,234 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 	}
 	begin := now()
 	var last time.Time
-	for o.n <= 0 || st.Transactions < o.n {
-		if o.drift != "" && st.DriftAt == "" && now().Sub(begin) >= o.driftAfter {
-			at := last
-			if at.Before(cfg.Start) {
-				at = cfg.Start
+	genErr := func() error {
+		for o.n <= 0 || gen.Transactions < o.n {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			d, err := sim.ScenarioDrift(o.drift, at)
-			if err == nil {
-				err = s.AddDrift(d)
-			}
-			if err != nil {
-				return st, err
-			}
-			st.DriftAt = at.Format(time.RFC3339Nano)
-		}
-		tx, labels := s.Next()
-		last = tx.EventTime
-		// Never publish an event from the future: wait for the wall clock instead.
-		if wait := tx.EventTime.Sub(now()); wait > 0 {
-			if err := sleep(ctx, wait); err != nil {
-				return st, err
-			}
-		}
-		if tick != nil {
-			select {
-			case <-tick:
-			case <-ctx.Done():
-				return st, ctx.Err()
-			}
-		}
-		msgs := make([]kafka.Message, 0, 1+len(labels))
-		asProto := protoEvery > 0 && st.Transactions%protoEvery == 0
-		m, err := txMessage(o.txTopic, &tx, asProto)
-		if err != nil {
-			return st, err
-		}
-		msgs = append(msgs, m)
-		if o.labels {
-			for i := range labels {
-				lm, err := labelMessage(o.labelTopic, &labels[i])
-				if err != nil {
-					return st, err
+			if o.drift != "" && gen.DriftAt == "" && now().Sub(begin) >= o.driftAfter {
+				at := last
+				if at.Before(cfg.Start) {
+					at = cfg.Start
 				}
-				msgs = append(msgs, lm)
+				d, err := sim.ScenarioDrift(o.drift, at)
+				if err == nil {
+					err = s.AddDrift(d)
+				}
+				if err != nil {
+					return err
+				}
+				gen.DriftAt = at.Format(time.RFC3339Nano)
 			}
+			tx, labels := s.Next()
+			last = tx.EventTime
+			// Never publish an event from the future. With a count the sim time was sized for
+			// it, so reaching the wall clock means the lag was too short: say so and stop
+			// rather than crawl at the sim's real pace. Without a count (a run bounded by
+			// time), wait for the wall clock.
+			if wait := tx.EventTime.Sub(now()); wait > 0 {
+				if o.n > 0 {
+					return fmt.Errorf("sim time reached the wall clock after %d of %d transactions: -lag %v covers too few transactions of %d accounts; raise -lag or -accounts (or leave -lag 0 to size it)",
+						gen.Transactions, o.n, lag, o.accounts)
+				}
+				if err := sleep(ctx, wait); err != nil {
+					return err
+				}
+			}
+			if interval > 0 {
+				// Sleep only when more than a millisecond ahead of the schedule: timers are
+				// coarser than the interval at high rates.
+				due := begin.Add(time.Duration(gen.Transactions) * interval)
+				if ahead := due.Sub(now()); ahead > time.Millisecond {
+					if err := sleep(ctx, ahead); err != nil {
+						return err
+					}
+				}
+			}
+			msgs := make([]kafka.Message, 0, 1+len(labels))
+			asProto := protoEvery > 0 && gen.Transactions%protoEvery == 0
+			m, err := txMessage(o.txTopic, &tx, asProto)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+			if o.labels {
+				for i := range labels {
+					lm, err := labelMessage(o.labelTopic, &labels[i])
+					if err != nil {
+						return err
+					}
+					msgs = append(msgs, lm)
+				}
+			}
+			one := stats{Transactions: 1}
+			if asProto {
+				one.Proto = 1
+			} else {
+				one.JSON = 1
+			}
+			if tx.IsFraud {
+				one.Fraud = 1
+			}
+			if o.labels {
+				one.Labels = len(labels)
+			}
+			if err := pub.send(ctx, msgs, one); err != nil {
+				return err
+			}
+			gen.Transactions++
 		}
-		if err := write(ctx, msgs...); err != nil {
-			return st, fmt.Errorf("publish transaction %s: %w", tx.TransactionID, err)
-		}
-		st.Transactions++
-		if asProto {
-			st.Proto++
-		} else {
-			st.JSON++
-		}
-		if tx.IsFraud {
-			st.Fraud++
-		}
-		if o.labels {
-			st.Labels += len(labels)
-		}
+		return nil
+	}()
+	st, pubErr := pub.close()
+	st.DriftAt = gen.DriftAt
+	if pubErr != nil {
+		return st, pubErr
+	}
+	if genErr != nil {
+		return st, genErr
 	}
 	return st, nil
+}
+
+// defaultLag is the least sim time a run starts before now.
+const defaultLag = 48 * time.Hour
+
+// maxSimSpan is the most sim time a run may span: ingestion rejects events older than 30
+// days by default; a day is left for the run itself.
+const maxSimSpan = 29 * 24 * time.Hour
+
+// effectiveLag is -lag or, when it is 0, enough sim time for the run's payments and shop
+// sessions, at least defaultLag.
+func effectiveLag(o options) time.Duration {
+	if o.lag > 0 {
+		return o.lag
+	}
+	shop := 0.0 // one session a sim second
+	switch {
+	case o.shopN > 0:
+		shop = float64(o.shopN)
+	case o.shopRate > 0 && o.duration > 0:
+		shop = o.shopRate * o.duration.Seconds()
+	}
+	return max(simSpan(o), time.Duration(1.25*shop*float64(time.Second))+o.labelDelay, defaultLag)
+}
+
+// runTransactions is how many transactions the run publishes at most: -n, or -rate times
+// -duration without a count (0 when neither bounds it).
+func runTransactions(o options) int {
+	if o.n > 0 {
+		return o.n
+	}
+	if o.rate > 0 && o.duration > 0 {
+		return int(o.rate * o.duration.Seconds())
+	}
+	return 0
+}
+
+// simSpan is the sim time runTransactions(o) transactions of o.accounts accounts cover, with a
+// quarter of margin for the simulator's randomness (fraud bursts add transactions, quiet
+// accounts fewer). 7 days when the run has no count and no rate.
+func simSpan(o options) time.Duration {
+	n := runTransactions(o)
+	if n == 0 {
+		return 7 * 24 * time.Hour
+	}
+	perDay := float64(o.accounts) * sim.DefaultConfig().TxPerAccountPerDay
+	return time.Duration(1.25*float64(n)/perDay*24*float64(time.Hour)) + time.Hour
+}
+
+// publisher hands records to write in batches from one goroutine, in the order they were
+// sent, and adds up the stats of what write acknowledged.
+type publisher struct {
+	in     chan pubItem
+	done   chan struct{}
+	failed chan struct{} // closed when a write failed
+	acked  stats
+	err    error
+}
+
+type pubItem struct {
+	msgs []kafka.Message
+	st   stats
+}
+
+func newPublisher(ctx context.Context, write func(context.Context, ...kafka.Message) error, maxBatch int) *publisher {
+	p := &publisher{in: make(chan pubItem, 4*maxBatch), done: make(chan struct{}), failed: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		batch := make([]kafka.Message, 0, maxBatch+8)
+		var pending stats
+		flush := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			if err := write(ctx, batch...); err != nil {
+				p.err = fmt.Errorf("publish %d records after %d transactions: %w", len(batch), p.acked.Transactions, err)
+				close(p.failed)
+				return false
+			}
+			p.acked.add(pending)
+			batch, pending = batch[:0], stats{}
+			return true
+		}
+		for it := range p.in {
+			batch = append(batch, it.msgs...)
+			pending.add(it.st)
+			// Take whatever else is already queued, up to a full batch, then write.
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case it, ok := <-p.in:
+					if !ok {
+						break more
+					}
+					batch = append(batch, it.msgs...)
+					pending.add(it.st)
+				default:
+					break more
+				}
+			}
+			if !flush() {
+				for range p.in { // drain so send never blocks
+				}
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// send queues msgs; it blocks while the queue is full and fails once the publisher failed.
+func (p *publisher) send(ctx context.Context, msgs []kafka.Message, st stats) error {
+	select {
+	case <-p.failed:
+		return errors.New("publisher stopped")
+	default:
+	}
+	select {
+	case p.in <- pubItem{msgs: msgs, st: st}:
+		return nil
+	case <-p.failed:
+		return errors.New("publisher stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// close flushes what is queued and returns the acknowledged stats and the first write error.
+func (p *publisher) close() (stats, error) {
+	close(p.in)
+	<-p.done
+	return p.acked, p.err
+}
+
+func (s *stats) add(o stats) {
+	s.Transactions += o.Transactions
+	s.JSON += o.JSON
+	s.Proto += o.Proto
+	s.Labels += o.Labels
+	s.Fraud += o.Fraud
 }
 
 // runShop publishes shop events at o.shopRate a second until o.shopN are out or ctx ends,
@@ -306,7 +504,7 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 // session per sim second and, like the payments', never runs ahead of the wall clock.
 func runShop(ctx context.Context, o options, now func() time.Time, write func(context.Context, ...kafka.Message) error) (shopStats, error) {
 	cfg := sim.SessionConfig{Seed: o.seed, Customers: o.customers, LabelDelay: o.labelDelay,
-		Start: now().Add(-o.lag).Truncate(time.Second)}
+		Start: now().Add(-effectiveLag(o)).Truncate(time.Second)}
 	ss, err := sim.NewSessions(cfg)
 	if err != nil {
 		return shopStats{}, err
