@@ -19,7 +19,7 @@ import (
 )
 
 // ErrUsage is returned for an unknown or missing subcommand.
-var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status, train, models (list|describe|promote|rollback|history|asof), drift (status|windows|report)")
+var ErrUsage = errors.New("usage: mlopsctl <command> [flags]; commands: status, train, models (list|describe|promote|rollback|history|asof), drift (status|windows|report), dlq (list|show|redrive), topics (ensure|list)")
 
 // Run executes one mlopsctl command line.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -35,6 +35,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return models(ctx, args[1:], getenv, stdout, stderr)
 	case "drift":
 		return drift(ctx, args[1:], getenv, stdout, stderr)
+	case "dlq":
+		return dlq(ctx, args[1:], getenv, stdout, stderr)
+	case "topics":
+		return topicsCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, ErrUsage.Error())
 		return nil
