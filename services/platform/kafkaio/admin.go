@@ -28,16 +28,24 @@ type TopicSpec struct {
 // of every spec'd topic has a leader, so producers can write at once. It is idempotent:
 // existing topics are left as they are (their partition count and configs are not changed).
 // ctx bounds the whole operation; services call it at startup, tests before they produce.
+// EnsureTopics speaks plain text without authentication; Config.EnsureTopics uses the
+// Config's TLS and SASL settings.
 func EnsureTopics(ctx context.Context, brokers []string, specs []TopicSpec) error {
 	if len(brokers) == 0 {
 		return errors.New("ensure topics: no brokers")
 	}
+	return Config{Brokers: brokers}.EnsureTopics(ctx, specs)
+}
+
+// EnsureTopics is the package-level EnsureTopics with c's brokers, TLS and SASL.
+func (c Config) EnsureTopics(ctx context.Context, specs []TopicSpec) error {
 	if len(specs) == 0 {
 		return nil
 	}
-	transport := &kafka.Transport{ClientID: "mlops-admin", DialTimeout: 10 * time.Second}
+	transport := c.mustTransport()
+	transport.ClientID = "mlops-admin"
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: transport}
+	client := &kafka.Client{Addr: kafka.TCP(c.withDefaults().Brokers...), Timeout: 30 * time.Second, Transport: transport}
 
 	req := &kafka.CreateTopicsRequest{}
 	names := make([]string, 0, len(specs))

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
 
 // Defaults applied to zero-valued Config fields.
@@ -102,6 +103,19 @@ type Config struct {
 	// ReplicationFactor of the topics a service creates; 0 means the broker's
 	// default.replication.factor. Default: 0.
 	ReplicationFactor int
+
+	// SASLMechanism authenticates to the brokers: "" (none), SCRAM-SHA-512, SCRAM-SHA-256 or
+	// PLAIN (only over TLS). Default: none.
+	SASLMechanism string
+	// SASLUsername and SASLPassword are the SASL credentials; the password comes from
+	// -kafka.sasl.password, KAFKA_SASL_PASSWORD or a file (-kafka.sasl.password-file,
+	// KAFKA_SASL_PASSWORD_FILE) and is never logged.
+	SASLUsername string
+	SASLPassword flagenv.Secret
+	// TLS encrypts the connections to the brokers and verifies them (-kafka.tls,
+	// -kafka.tls.ca, client certificate -kafka.tls.cert/-kafka.tls.key for brokers that
+	// require one). Default: plain text.
+	TLS tlsconf.Client
 }
 
 // withDefaults returns a copy of c with every zero field set to its default.
@@ -165,6 +179,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("kafka %s %v: must not be negative", p.name, p.v))
 		}
 	}
+	if err := d.validateSecurity(); err != nil {
+		errs = append(errs, err)
+	}
 	if d.RetryBackoffMax < d.RetryBackoffMin {
 		errs = append(errs, fmt.Errorf("kafka retry backoff max %v is below min %v", d.RetryBackoffMax, d.RetryBackoffMin))
 	}
@@ -216,7 +233,7 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 		Brokers:           c.Brokers,
 		GroupID:           c.GroupID,
 		GroupTopics:       c.Topics,
-		Dialer:            &kafka.Dialer{ClientID: c.ClientID, Timeout: 10 * time.Second, DualStack: true},
+		Dialer:            c.mustDialer(),
 		QueueCapacity:     max(c.MaxBatch, 100),
 		MinBytes:          c.MinBytes,
 		MaxBytes:          c.MaxBytes,
@@ -248,6 +265,11 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 //	-kafka.heartbeat-interval KAFKA_HEARTBEAT_INTERVAL
 //	-kafka.rebalance-timeout KAFKA_REBALANCE_TIMEOUT
 //	-kafka.lag-interval KAFKA_LAG_INTERVAL
+//	-kafka.sasl.mechanism KAFKA_SASL_MECHANISM  -kafka.sasl.username KAFKA_SASL_USERNAME
+//	-kafka.sasl.password KAFKA_SASL_PASSWORD    -kafka.sasl.password-file KAFKA_SASL_PASSWORD_FILE
+//	-kafka.tls KAFKA_TLS                        -kafka.tls.ca KAFKA_TLS_CA
+//	-kafka.tls.cert KAFKA_TLS_CERT              -kafka.tls.key KAFKA_TLS_KEY
+//	-kafka.tls.server-name KAFKA_TLS_SERVER_NAME
 //	-kafka.partitions KAFKA_PARTITIONS      -kafka.replication KAFKA_REPLICATION
 //
 // The values already in c are the defaults (a service sets its own Topics and GroupID before
@@ -280,6 +302,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	flagenv.DurationVar(fs, getenv, &c.HeartbeatInterval, "kafka.heartbeat-interval", "KAFKA_HEARTBEAT_INTERVAL", c.HeartbeatInterval, "consumer group heartbeat interval")
 	flagenv.DurationVar(fs, getenv, &c.RebalanceTimeout, "kafka.rebalance-timeout", "KAFKA_REBALANCE_TIMEOUT", c.RebalanceTimeout, "consumer group rebalance timeout")
 	flagenv.DurationVar(fs, getenv, &c.LagInterval, "kafka.lag-interval", "KAFKA_LAG_INTERVAL", c.LagInterval, "how often the consumer reads its partitions' high watermarks for the lag gauge")
+	flagenv.StringVar(fs, getenv, &c.SASLMechanism, "kafka.sasl.mechanism", "KAFKA_SASL_MECHANISM", c.SASLMechanism, "Kafka SASL mechanism: SCRAM-SHA-512, SCRAM-SHA-256, PLAIN (TLS only) or empty for none")
+	flagenv.StringVar(fs, getenv, &c.SASLUsername, "kafka.sasl.username", "KAFKA_SASL_USERNAME", c.SASLUsername, "Kafka SASL user")
+	flagenv.SecretVar(fs, getenv, &c.SASLPassword, "kafka.sasl.password", "KAFKA_SASL_PASSWORD", "Kafka SASL password")
+	c.TLS.RegisterFlags(fs, getenv, "kafka.tls", "KAFKA_TLS")
 	flagenv.IntVar(fs, getenv, &c.Partitions, "kafka.partitions", "KAFKA_PARTITIONS", c.Partitions, "partitions of the keyed topics created when missing (caps a consumer group's replicas)")
 	flagenv.IntVar(fs, getenv, &c.ReplicationFactor, "kafka.replication", "KAFKA_REPLICATION", c.ReplicationFactor, "replication factor of the topics created when missing (0: the broker's default)")
 }

@@ -208,7 +208,7 @@ func assignmentOf(v any) (map[topicPartition]int64, bool) {
 // is done. A failed poll is logged at Debug and skipped: the fetcher already warns when the
 // brokers are unreachable.
 func (l *lagTracker) pollLoop(ctx context.Context, cfg Config, interval time.Duration, logger *slog.Logger) {
-	transport := &kafka.Transport{ClientID: cfg.ClientID, DialTimeout: 10 * time.Second}
+	transport := cfg.mustTransport()
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: max(interval, 5*time.Second), Transport: transport}
 	t := time.NewTicker(interval)

@@ -45,10 +45,7 @@ func newProducer(cfg Config, batchTimeout time.Duration, logger *slog.Logger, m 
 	if batchTimeout <= 0 {
 		batchTimeout = cfg.BatchTimeout
 	}
-	transport := &kafka.Transport{
-		ClientID:    cfg.ClientID,
-		DialTimeout: 10 * time.Second,
-	}
+	transport := cfg.mustTransport() // TLS and SASL of cfg
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               kafka.Murmur2Balancer{},

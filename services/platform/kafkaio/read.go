@@ -16,18 +16,30 @@ type OffsetRange struct {
 	First, End int64
 }
 
-// adminClient returns a kafka-go client for one-off requests and a function releasing its
-// connections.
-func adminClient(brokers []string, clientID string) (*kafka.Client, func()) {
-	tr := &kafka.Transport{ClientID: clientID, DialTimeout: 10 * time.Second}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
+// The package-level reads (Partitions, Offsets, EndOffsets, ReadRange, ReadTopic) take a
+// bootstrap list and speak plain text without authentication, for tests and the local stack;
+// the Config methods of the same names (PartitionIDs for Partitions) use the Config's
+// brokers, TLS and SASL settings.
+
+// adminClient returns a kafka-go client for one-off requests, with c's TLS and SASL, and a
+// function releasing its connections.
+func (c Config) adminClient(clientID string) (*kafka.Client, func()) {
+	tr := c.mustTransport()
+	tr.ClientID = clientID
+	return &kafka.Client{Addr: kafka.TCP(c.withDefaults().Brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
 
 // Partitions returns the partition ids of topic, sorted. A missing topic is an error.
 func Partitions(ctx context.Context, brokers []string, topic string) ([]int, error) {
-	c, done := adminClient(brokers, "mlops-admin")
+	return Config{Brokers: brokers}.PartitionIDs(ctx, topic)
+}
+
+// PartitionIDs is the package-level Partitions with c's brokers and security (the field
+// Partitions is the partition count of new topics).
+func (c Config) PartitionIDs(ctx context.Context, topic string) ([]int, error) {
+	cl, done := c.adminClient("mlops-admin")
 	defer done()
-	return partitionsOf(ctx, c, topic)
+	return partitionsOf(ctx, cl, topic)
 }
 
 func partitionsOf(ctx context.Context, c *kafka.Client, topic string) ([]int, error) {
@@ -58,7 +70,12 @@ func partitionsOf(ctx context.Context, c *kafka.Client, topic string) ([]int, er
 // Offsets returns the offset range of every partition of topic, read in one ListOffsets
 // request.
 func Offsets(ctx context.Context, brokers []string, topic string) (map[int]OffsetRange, error) {
-	c, done := adminClient(brokers, "mlops-offsets")
+	return Config{Brokers: brokers}.Offsets(ctx, topic)
+}
+
+// Offsets is the package-level Offsets with cfg's brokers and security.
+func (cfg Config) Offsets(ctx context.Context, topic string) (map[int]OffsetRange, error) {
+	c, done := cfg.adminClient("mlops-offsets")
 	defer done()
 	ids, err := partitionsOf(ctx, c, topic)
 	if err != nil {
@@ -88,7 +105,12 @@ func Offsets(ctx context.Context, brokers []string, topic string) (map[int]Offse
 // EndOffsets returns the high watermark (the offset the next record will get) of every
 // partition of topic.
 func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]int64, error) {
-	ranges, err := Offsets(ctx, brokers, topic)
+	return Config{Brokers: brokers}.EndOffsets(ctx, topic)
+}
+
+// EndOffsets is the package-level EndOffsets with c's brokers and security.
+func (c Config) EndOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	ranges, err := c.Offsets(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -105,13 +127,20 @@ func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int]in
 // records up to to-1 were read (records compacted or deleted away are skipped). ctx bounds
 // the read: a range beyond the high watermark waits for records until ctx ends.
 func ReadRange(ctx context.Context, brokers []string, topic string, partition int, from, to int64, fn func(kafka.Message) error) (err error) {
+	return Config{Brokers: brokers}.ReadRange(ctx, topic, partition, from, to, fn)
+}
+
+// ReadRange is the package-level ReadRange with c's brokers and security.
+func (c Config) ReadRange(ctx context.Context, topic string, partition int, from, to int64, fn func(kafka.Message) error) (err error) {
 	if to <= from {
 		return nil
 	}
+	dialer := c.mustDialer()
+	dialer.ClientID = "mlops-read"
 	rc := kafka.ReaderConfig{
-		Brokers: brokers, Topic: topic, Partition: partition,
+		Brokers: c.withDefaults().Brokers, Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: DefaultMaxBytes, MaxWait: 100 * time.Millisecond,
-		Dialer:         &kafka.Dialer{ClientID: "mlops-read", Timeout: 10 * time.Second, DualStack: true},
+		Dialer:         dialer,
 		ReadBackoffMin: 50 * time.Millisecond, ReadBackoffMax: time.Second,
 	}
 	if err := rc.Validate(); err != nil {
@@ -143,7 +172,12 @@ func ReadRange(ctx context.Context, brokers []string, topic string, partition in
 // ascending partition order, each in offset order), and calls fn with each. It returns fn's
 // first error.
 func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(kafka.Message) error) error {
-	ranges, err := Offsets(ctx, brokers, topic)
+	return Config{Brokers: brokers}.ReadTopic(ctx, topic, fn)
+}
+
+// ReadTopic is the package-level ReadTopic with c's brokers and security.
+func (c Config) ReadTopic(ctx context.Context, topic string, fn func(kafka.Message) error) error {
+	ranges, err := c.Offsets(ctx, topic)
 	if err != nil {
 		return err
 	}
@@ -153,7 +187,7 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, fn func(kafk
 	}
 	sort.Ints(parts)
 	for _, p := range parts {
-		if err := ReadRange(ctx, brokers, topic, p, ranges[p].First, ranges[p].End, fn); err != nil {
+		if err := c.ReadRange(ctx, topic, p, ranges[p].First, ranges[p].End, fn); err != nil {
 			return err
 		}
 	}

@@ -20,7 +20,7 @@ func Tail(ctx context.Context, cfg Config, topic string, logger *slog.Logger, re
 	backoff := 100 * time.Millisecond
 	for warned := false; ; {
 		var err error
-		if offsets, err = EndOffsets(ctx, cfg.Brokers, topic); err == nil {
+		if offsets, err = cfg.EndOffsets(ctx, topic); err == nil {
 			break
 		}
 		if ctx.Err() != nil {
@@ -40,7 +40,7 @@ func Tail(ctx context.Context, cfg Config, topic string, logger *slog.Logger, re
 	for p, off := range offsets {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: cfg.Brokers, Topic: topic, Partition: p, MaxWait: 500 * time.Millisecond,
-			Dialer:         &kafka.Dialer{ClientID: cfg.ClientID, Timeout: 10 * time.Second, DualStack: true},
+			Dialer:         cfg.mustDialer(),
 			ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: time.Second,
 		})
 		if err := r.SetOffset(off); err != nil {

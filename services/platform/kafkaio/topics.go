@@ -142,5 +142,5 @@ func (c Config) EnsureRoles(ctx context.Context, byName map[string]TopicRole) er
 	for name, r := range byName {
 		specs = append(specs, c.TopicSpec(name, r))
 	}
-	return EnsureTopics(ctx, c.withDefaults().Brokers, specs)
+	return c.EnsureTopics(ctx, specs)
 }
