@@ -124,3 +124,51 @@ func TestLoadgenPublishesExactlyNOnKafka(t *testing.T) {
 		t.Errorf("loadgen with -duration shorter than -n needs = %v; want an error with the count", err)
 	}
 }
+
+// TestRunRampSteps: -ramp publishes each step's rate x duration, one step after the other with
+// the pause between, and reports each finished step as a JSON line with its window.
+func TestRunRampSteps(t *testing.T) {
+	t.Parallel()
+	o, err := parse([]string{"-ramp", "2000/150ms,4000/150ms", "-ramp-pause", "100ms", "-accounts", "500"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.n != 900 {
+		t.Fatalf("-ramp sets -n to %d, want 900", o.n)
+	}
+	var lines bytes.Buffer
+	o.stepOut = &lines
+	begin := time.Now()
+	st, err := run(context.Background(), o, time.Now, func(context.Context, ...kafka.Message) error { return nil })
+	if err != nil || st.Transactions != 900 {
+		t.Fatalf("run = %+v, %v; want 900 transactions", st, err)
+	}
+	type step struct {
+		Step         int     `json:"step"`
+		Rate         float64 `json:"rate"`
+		Transactions int     `json:"transactions"`
+		Start        int64   `json:"start_unix_ms"`
+		End          int64   `json:"end_unix_ms"`
+	}
+	var steps []step
+	dec := json.NewDecoder(&lines)
+	for dec.More() {
+		var s step
+		if err := dec.Decode(&s); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, s)
+	}
+	if len(steps) != 2 || steps[0].Transactions != 300 || steps[1].Transactions != 600 || steps[1].Rate != 4000 {
+		t.Fatalf("steps = %+v, want 300 at 2000/s then 600 at 4000/s", steps)
+	}
+	if gap := steps[1].Start - steps[0].End; gap != 100 {
+		t.Errorf("pause between steps %d ms, want 100", gap)
+	}
+	if took := time.Since(begin); took < 350*time.Millisecond {
+		t.Errorf("the ramp took %v, want at least its 400ms schedule", took)
+	}
+	if _, err := parse([]string{"-ramp", "100/0s"}, func(string) string { return "" }); err == nil {
+		t.Error("a ramp step without duration was accepted")
+	}
+}

@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,6 +88,9 @@ type options struct {
 	customers     int
 	maxBatch      int
 	linger        time.Duration
+	ramp          []rampStep
+	rampPause     time.Duration
+	stepOut       io.Writer // receives one JSON line per finished -ramp step
 }
 
 func parse(args []string, getenv func(string) string) (options, error) {
@@ -111,11 +115,23 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	flagenv.Float64Var(fs, getenv, &o.shopRate, "shop-rate", "LOADGEN_SHOP_RATE", 0, "shop events (simulated shopping sessions) per second, with their purchase labels (0: none)")
 	flagenv.IntVar(fs, getenv, &o.shopN, "shop-n", "LOADGEN_SHOP_N", 0, "stop the shop traffic after this many shop events (0: it stops with the payments)")
 	flagenv.IntVar(fs, getenv, &o.customers, "shop-customers", "LOADGEN_SHOP_CUSTOMERS", 2000, "simulated shop customers")
+	ramp := flagenv.String(fs, getenv, "ramp", "LOADGEN_RAMP", "", "rate steps rate/duration,... (e.g. 500/15s,1000/15s): replaces -rate and sets -n to their total; one JSON line per finished step")
+	flagenv.DurationVar(fs, getenv, &o.rampPause, "ramp-pause", "LOADGEN_RAMP_PAUSE", 0, "pause between -ramp steps")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return o, err
 	}
 	o.seed = uint64(*seed)
 	var errs []error
+	var err error
+	if o.ramp, err = parseRamp(*ramp); err != nil {
+		errs = append(errs, err)
+	}
+	if len(o.ramp) > 0 {
+		o.n, o.rate = 0, 0
+		for _, st := range o.ramp {
+			o.n += st.count()
+		}
+	}
 	if o.n <= 0 && o.duration <= 0 {
 		errs = append(errs, errors.New("unbounded run: set -n or -duration"))
 	}
@@ -178,6 +194,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil)).With("service", "loadgen")
+	o.stepOut = stderr
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
@@ -259,10 +276,7 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 	pub := newPublisher(pubCtx, write, maxBatch)
 
 	var gen stats // what was generated; st is what was acknowledged
-	var interval time.Duration
-	if o.rate > 0 {
-		interval = time.Duration(float64(time.Second) / o.rate)
-	}
+	pace := newPacer(o, now())
 	protoEvery := 0
 	if o.protoFraction > 0 {
 		protoEvery = int(1 / o.protoFraction)
@@ -303,10 +317,9 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 					return err
 				}
 			}
-			if interval > 0 {
+			if due, ok := pace.due(now()); ok {
 				// Sleep only when more than a millisecond ahead of the schedule: timers are
 				// coarser than the interval at high rates.
-				due := begin.Add(time.Duration(gen.Transactions) * interval)
 				if ahead := due.Sub(now()); ahead > time.Millisecond {
 					if err := sleep(ctx, ahead); err != nil {
 						return err
@@ -348,6 +361,9 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 		}
 		return nil
 	}()
+	if genErr == nil {
+		pace.close()
+	}
 	st, pubErr := pub.close()
 	st.DriftAt = gen.DriftAt
 	if pubErr != nil {
@@ -357,6 +373,82 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 		return st, genErr
 	}
 	return st, nil
+}
+
+// pacer schedules transactions: the k-th is due k/rate after the start, or, with -ramp, the
+// k-th of step i is due k/rate_i after the step's start, steps following one another with
+// -ramp-pause between them. Each finished step is reported as one JSON line on o.stepOut.
+type pacer struct {
+	rate  float64
+	steps []rampStep
+	pause time.Duration
+	out   io.Writer
+	start time.Time // of the current step (of the run without -ramp)
+	i, k  int       // current step, transactions due so far in it
+}
+
+// close reports the last step once the run's count is out.
+func (p *pacer) close() {
+	if p.i < len(p.steps) && p.k >= p.steps[p.i].count() {
+		p.due(p.start)
+	}
+}
+
+func newPacer(o options, now time.Time) *pacer {
+	return &pacer{rate: o.rate, steps: o.ramp, pause: o.rampPause, out: o.stepOut, start: now}
+}
+
+// due returns when the next transaction is due; false when it is due at once (-rate 0).
+func (p *pacer) due(now time.Time) (time.Time, bool) {
+	if len(p.steps) == 0 {
+		if p.rate <= 0 {
+			return time.Time{}, false
+		}
+		at := p.start.Add(time.Duration(float64(p.k) / p.rate * float64(time.Second)))
+		p.k++
+		return at, true
+	}
+	for p.i < len(p.steps) && p.k >= p.steps[p.i].count() {
+		st := p.steps[p.i]
+		end := p.start.Add(st.dur)
+		if p.out != nil {
+			fmt.Fprintf(p.out, "{\"step\":%d,\"rate\":%g,\"transactions\":%d,\"start_unix_ms\":%d,\"end_unix_ms\":%d}\n",
+				p.i, st.rate, p.k, p.start.UnixMilli(), end.UnixMilli())
+		}
+		p.i, p.k, p.start = p.i+1, 0, end.Add(p.pause)
+	}
+	if p.i >= len(p.steps) {
+		return now, false // the count (the ramp's total) ends the run before this
+	}
+	at := p.start.Add(time.Duration(float64(p.k) / p.steps[p.i].rate * float64(time.Second)))
+	p.k++
+	return at, true
+}
+
+// rampStep is one step of -ramp: rate transactions a second for dur.
+type rampStep struct {
+	rate float64
+	dur  time.Duration
+}
+
+func (r rampStep) count() int { return int(r.rate * r.dur.Seconds()) }
+
+// parseRamp parses "rate/duration,rate/duration,...".
+func parseRamp(s string) ([]rampStep, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var steps []rampStep
+	for part := range strings.SplitSeq(s, ",") {
+		r, d, ok := strings.Cut(strings.TrimSpace(part), "/")
+		rate, err1 := strconv.ParseFloat(r, 64)
+		dur, err2 := time.ParseDuration(d)
+		if !ok || err1 != nil || err2 != nil || rate <= 0 || dur <= 0 || int(rate*dur.Seconds()) < 1 {
+			return nil, fmt.Errorf("-ramp step %q: want rate/duration, both positive, e.g. 1000/15s", part)
+		}
+		steps = append(steps, rampStep{rate: rate, dur: dur})
+	}
+	return steps, nil
 }
 
 // defaultLag is the least sim time a run starts before now.
