@@ -74,7 +74,8 @@ type Config struct {
 	Warmup time.Duration
 	// Timeout bounds each call. Default: 5s.
 	Timeout time.Duration
-	// ServerPID, when > 0, is the process whose CPU time is read before and after.
+	// ServerPID, when > 0, is the process whose CPU time (with its descendants') is read
+	// before and after.
 	ServerPID int
 	// Check, when set, validates each response (called from several goroutines).
 	Check func(resp []byte) error
@@ -275,11 +276,54 @@ func Quantile(sorted []float64, q float64) float64 {
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times; 100 on every Linux port.
 const clockTicks = 100
 
-// procCPU returns pid's utime+stime in seconds from /proc/<pid>/stat (0 when pid <= 0 or it
-// cannot be read).
+// procCPU returns the utime+stime in seconds of pid and its live descendants (MLServer runs
+// its inference workers as child processes) from /proc (0 when pid <= 0).
 func procCPU(pid int) float64 {
-	s, _ := ProcCPUSeconds(pid)
-	return s
+	if pid <= 0 {
+		return 0
+	}
+	total := 0.0
+	for _, p := range ProcTree(pid) {
+		s, _ := ProcCPUSeconds(p)
+		total += s
+	}
+	return total
+}
+
+// ProcTree returns pid and its live descendants, read from /proc/*/stat.
+func ProcTree(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return []int{pid}
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
 }
 
 // ProcCPUSeconds returns pid's user plus system CPU time in seconds.
