@@ -26,6 +26,11 @@ type SessionConfig struct {
 	// LabelDelay is the time from the end of a session to its purchase
 	// label. Default: 30m.
 	LabelDelay time.Duration
+	// ChurnRate is the probability that a visiting customer has left and a new
+	// one (no history) takes their place, so purchase histories stay
+	// bounded as in a real shop. Default: 0.02 (about 50 visits a customer);
+	// negative: no churn.
+	ChurnRate float64
 	// Drifts are applied in order of At.
 	Drifts []SessionDrift
 	// Scenario names a drift scenario (see Scenarios) that starts at
@@ -51,6 +56,9 @@ type SessionDrift struct {
 	// DiscountShare replaces the share of sessions offered a discount
 	// (default 0.3).
 	DiscountShare float64
+	// CartShift is added to the log-odds that a session with product views
+	// puts something in the cart.
+	CartShift float64
 }
 
 // Session is one shopping session with its purchase probability. Its JSON
@@ -129,6 +137,8 @@ type Sessions struct {
 	shift     float64
 	engage    float64
 	discount  float64
+	cartShift float64
+	born      int // customers created so far (their ids)
 	pending   timedQueue[PurchaseLabel]
 	labelBuf  []PurchaseLabel
 }
@@ -146,6 +156,9 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 	}
 	if cfg.LabelDelay == 0 {
 		cfg.LabelDelay = 30 * time.Minute
+	}
+	if cfg.ChurnRate == 0 {
+		cfg.ChurnRate = 0.02
 	}
 	var errs []error
 	if cfg.Scenario != "" {
@@ -168,6 +181,9 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 	if cfg.SessionsPerHour < 0 || cfg.LabelDelay < 0 {
 		errs = append(errs, errors.New("negative rate or label delay"))
 	}
+	if cfg.ChurnRate >= 1 || math.IsNaN(cfg.ChurnRate) {
+		errs = append(errs, fmt.Errorf("churn rate %v must be below 1", cfg.ChurnRate))
+	}
 	for i, d := range cfg.Drifts {
 		if d.At.IsZero() || (i > 0 && d.At.Before(cfg.Drifts[i-1].At)) {
 			errs = append(errs, fmt.Errorf("drift %d has no time or is out of order", i))
@@ -181,14 +197,21 @@ func NewSessions(cfg SessionConfig) (*Sessions, error) {
 		prefix: "sess-" + strconv.FormatUint(cfg.Seed, 36) + "-"}
 	s.customers = make([]customer, cfg.Customers)
 	for i := range s.customers {
-		s.customers[i] = customer{
-			id:         "cust-" + pad(i, 7),
-			propensity: 0.6 * rng.NormFloat64(),
-			engagement: math.Exp(1.2 + 0.5*rng.NormFloat64()),
-			mobile:     0.2 + 0.6*rng.Float64(),
-		}
+		s.customers[i] = s.newCustomer()
 	}
 	return s, nil
+}
+
+// newCustomer draws a customer with no history.
+func (s *Sessions) newCustomer() customer {
+	c := customer{
+		id:         "cust-" + pad(s.born, 7),
+		propensity: 0.6 * s.rng.NormFloat64(),
+		engagement: math.Exp(1.2 + 0.5*s.rng.NormFloat64()),
+		mobile:     0.2 + 0.6*s.rng.Float64(),
+	}
+	s.born++
+	return c
 }
 
 func (s *Sessions) applyDrifts() {
@@ -208,6 +231,7 @@ func (s *Sessions) applyDrifts() {
 		if d.DiscountShare > 0 {
 			s.discount = d.DiscountShare
 		}
+		s.cartShift += d.CartShift
 	}
 }
 
@@ -230,11 +254,20 @@ func purchaseLogit(ss *Session, c *customer, shift float64) float64 {
 	if ss.LastPurchaseTime != nil {
 		days = ss.EventTime.Sub(*ss.LastPurchaseTime).Hours() / 24
 	}
-	z := -3.6 + 0.5*math.Log1p(float64(ss.ProductViews)) + 1.1*math.Log1p(float64(ss.CartItems)) +
-		0.35*math.Log1p(float64(ss.PastPurchases)) - 0.003*math.Min(days, 365) + 0.3*b2f(ss.IsReturning) -
-		0.4*b2f(ss.IsMobile) + 3*ss.DiscountRatio + 0.25*math.Log1p(ss.TimeOnSiteSeconds/60) -
-		0.002*ss.CartValue/10 + c.propensity + shift
+	if ss.CartItems == 0 {
+		return -5.5 + 0.3*math.Log1p(float64(ss.ProductViews)) + 0.5*c.propensity // a rare buy-now without a cart
+	}
+	z := -2.2 + 0.3*math.Log1p(float64(ss.ProductViews)) + 0.6*math.Log1p(float64(ss.CartItems)) +
+		0.5*math.Log1p(float64(ss.PastPurchases)) - 0.004*math.Min(days, 365) + 0.3*b2f(ss.IsReturning) -
+		0.5*b2f(ss.IsMobile) + 4*ss.DiscountRatio + 0.3*math.Log1p(ss.TimeOnSiteSeconds/60) -
+		0.004*ss.CartValue/10 + c.propensity + shift
 	return z
+}
+
+// cartLogit is the log-odds that a session with product views puts something in the cart
+// (about one in five: shops see add-to-cart rates of 5–15% of all sessions).
+func cartLogit(ss *Session, c *customer, shift float64) float64 {
+	return -2.4 + 0.4*math.Log1p(float64(ss.ProductViews)) + 0.6*c.propensity + 2*ss.DiscountRatio + shift
 }
 
 func b2f(b bool) float64 {
@@ -251,6 +284,9 @@ func (s *Sessions) Next() (Session, []PurchaseLabel) {
 	s.now += int64(rng.ExpFloat64() / s.cfg.SessionsPerHour * float64(time.Hour))
 	s.applyDrifts()
 	ci := rng.IntN(len(s.customers))
+	if rng.Float64() < s.cfg.ChurnRate {
+		s.customers[ci] = s.newCustomer()
+	}
 	c := &s.customers[ci]
 	mobileP := c.mobile
 	if s.mobile >= 0 {
@@ -267,15 +303,15 @@ func (s *Sessions) Next() (Session, []PurchaseLabel) {
 	ss.ProductViews = poisson(rng, c.engagement*s.engage)
 	ss.PageViews = 1 + ss.ProductViews + poisson(rng, 2)
 	ss.TimeOnSiteSeconds = math.Round(float64(ss.PageViews) * (10 + 40*rng.ExpFloat64()))
-	if ss.ProductViews > 0 && rng.Float64() < 0.5 {
+	if rng.Float64() < s.discount {
+		ss.DiscountRatio = math.Round((0.05+0.25*rng.Float64())*100) / 100
+	}
+	if ss.ProductViews > 0 && rng.Float64() < 1/(1+math.Exp(-cartLogit(&ss, c, s.cartShift))) {
 		ss.CartItems = 1 + poisson(rng, 0.3*float64(ss.ProductViews))
 		for range ss.CartItems {
 			ss.CartValue += math.Exp(3.3 + 0.8*rng.NormFloat64())
 		}
 		ss.CartValue = round2(ss.CartValue * s.cartScale)
-	}
-	if rng.Float64() < s.discount {
-		ss.DiscountRatio = math.Round((0.05+0.25*rng.Float64())*100) / 100
 	}
 	ss.PastPurchases = c.purchases
 	if c.lastPurchase != 0 {
