@@ -164,6 +164,16 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 			}
 		}
 	}
+	// docker-compose provisions the same files (Grafana's file provider reads the mount).
+	compose, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mount := range []string{"./deploy/grafana/dashboards:/var/lib/grafana/dashboards/mlops", "./deploy/grafana/provisioning:/etc/grafana/provisioning"} {
+		if !strings.Contains(string(compose), mount) {
+			t.Errorf("docker-compose.yml does not mount %s", mount)
+		}
+	}
 	for _, want := range []string{"mlops-pipeline", "mlops-models", "mlops-business"} {
 		if _, ok := uids[want]; !ok {
 			t.Errorf("no dashboard with uid %s", want)
