@@ -88,6 +88,13 @@ demo: up build ## the stack, every service, model v1 if none, simulated traffic;
 	$(ROOT)/scripts/venv.sh
 	$(ROOT)/scripts/demo.sh
 
+.PHONY: demo-drift
+demo-drift: up build ## the closed loop narrated: clean traffic, drift, retraining, shadow, promotion (a few minutes; own processes)
+	$(ROOT)/scripts/venv.sh
+	cd loadtest && go build -o $(BIN)/demodrift ./cmd/demodrift
+	@eval "$$($(STACK) env)"; KAFKA_BROKERS=$$MLOPS_TEST_KAFKA_BROKERS ES_URL=$$MLOPS_TEST_ES_URL REDIS_ADDR=$$MLOPS_TEST_REDIS_ADDR \
+	  MLFLOW_URL=$$MLOPS_TEST_MLFLOW_URL LIGHTGBM_LIB=$$MLOPS_TEST_LIGHTGBM_LIB $(BIN)/demodrift -bin $(BIN) -dir $(ROOT)/.cache/run/demo-drift
+
 .PHONY: bench
 BENCH_COUNT ?= 5
 BENCH_TIME ?= 1s
