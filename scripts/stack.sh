@@ -98,7 +98,7 @@ apt_ensure() { # apt_ensure cmd:package... installs the packages whose command i
 
 fetch_common() {
   # chromium: the drift report's browser test; fonts-liberation makes its screenshots legible.
-  # shellcheck: make lint checks scripts/.
+  # make lint runs shellcheck on scripts/.
   apt_ensure curl:curl java:openjdk-17-jdk-headless javac:openjdk-17-jdk-headless \
     mvn:maven unzip:unzip kcat:kcat chromium:chromium shellcheck:shellcheck openssl:openssl
   if ! dpkg -s fonts-liberation >/dev/null 2>&1; then
