@@ -44,19 +44,17 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("redis", service.Latch(service.DialCheck(cfg.RedisAddr)))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
 		"output_topic", cfg.OutputTopic, "redis_addr", cfg.RedisAddr, "redis_prefix", cfg.RedisPrefix,
+		"redis_username", cfg.RedisUsername, "redis_password_set", cfg.RedisPassword.IsSet(), "redis_tls", cfg.RedisTLS.On(),
+		"kafka_sasl", cfg.Kafka.SASLMechanism, "kafka_tls", cfg.Kafka.TLS.On(), "grpc_tls", cfg.GRPCTLS.Enabled(), "grpc_mtls", cfg.GRPCTLS.MutualTLS(),
 		"replay_window", cfg.ReplayWindow, "state_ttl", cfg.StateTTL)
 
 	// go-redis logs through a process-wide logger (stderr by default); route it to ours.
 	redis.SetLogger(redisLogger{rt.Logger})
-	rdb := redis.NewClient(&redis.Options{
-		Addr:         cfg.RedisAddr,
-		DialTimeout:  cfg.RedisTimeout,
-		ReadTimeout:  cfg.RedisTimeout,
-		WriteTimeout: cfg.RedisTimeout,
-		// The consumer loop retries with its own backoff; one quick client retry absorbs a
-		// dropped pooled connection.
-		MaxRetries: 1,
-	})
+	redisOpts, err := cfg.RedisOptions()
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(redisOpts)
 	defer func() {
 		if cerr := rdb.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close redis client: %w", cerr))

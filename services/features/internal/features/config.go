@@ -7,12 +7,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/features/internal/store"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
+	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
 
 // Config is the whole configuration of the features service. Build it with ParseConfig.
@@ -24,6 +27,15 @@ type Config struct {
 	OutputTopic string
 	// RedisAddr is host:port of the Redis holding online state. Default: 127.0.0.1:6379.
 	RedisAddr string
+	// RedisUsername is the Redis ACL user (-redis.username); empty authenticates as the
+	// default user with RedisPassword alone (requirepass). Default: "".
+	RedisUsername string
+	// RedisPassword authenticates to Redis (AUTH) when set: -redis.password, REDIS_PASSWORD
+	// or a file (-redis.password-file, REDIS_PASSWORD_FILE). Never logged. Default: none.
+	RedisPassword flagenv.Secret
+	// RedisTLS is the TLS of the Redis connection (-redis.tls, -redis.tls.ca,
+	// -redis.tls.cert/.key for a Redis that verifies clients). Default: plain text.
+	RedisTLS tlsconf.Client
 	// RedisPrefix starts every Redis key of the service (-redis.prefix). It names the spec so
 	// a new spec version starts from fresh state. Default: "mlops:features:fraud-v1:".
 	RedisPrefix string
@@ -53,6 +65,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	c.Kafka.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.OutputTopic, "features.topic", "FEATURES_TOPIC", topics.Features, "Kafka topic the feature vectors are written to")
 	flagenv.StringVar(fs, getenv, &c.RedisAddr, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address for online feature state")
+	flagenv.StringVar(fs, getenv, &c.RedisUsername, "redis.username", "REDIS_USERNAME", "", "Redis ACL user (empty: the default user)")
+	flagenv.SecretVar(fs, getenv, &c.RedisPassword, "redis.password", "REDIS_PASSWORD", "Redis password (AUTH)")
+	c.RedisTLS.RegisterFlags(fs, getenv, "redis.tls", "REDIS_TLS")
 	flagenv.StringVar(fs, getenv, &c.RedisPrefix, "redis.prefix", "REDIS_PREFIX", DefaultRedisPrefix(), "prefix of every Redis key of the service")
 	flagenv.DurationVar(fs, getenv, &c.RedisTimeout, "redis.timeout", "REDIS_TIMEOUT", 2*time.Second, "Redis dial, read and write timeout")
 	flagenv.IntVar(fs, getenv, &c.ReplayWindow, "features.replay-window", "FEATURES_REPLAY_WINDOW", store.DefaultWindow, "recent transactions per account whose vectors are kept to answer replays (at least -kafka.max-batch)")
@@ -71,6 +86,12 @@ func (c Config) Validate() error {
 	errs := []error{c.Base.Validate(), c.Kafka.ValidateConsumer()}
 	if c.RedisAddr == "" {
 		errs = append(errs, errors.New("redis address is empty"))
+	}
+	if c.RedisUsername != "" && !c.RedisPassword.IsSet() {
+		errs = append(errs, fmt.Errorf("redis username %q given without a password", c.RedisUsername))
+	}
+	if err := c.RedisTLS.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("redis %w", err))
 	}
 	if c.OutputTopic == "" {
 		errs = append(errs, errors.New("output topic is empty"))
@@ -98,4 +119,25 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("state ttl %v: must not be negative", c.StateTTL))
 	}
 	return errors.Join(errs...)
+}
+
+// RedisOptions returns the go-redis options of the service's Redis: address, timeouts, ACL
+// user, password and TLS (whose files it reads).
+func (c Config) RedisOptions() (*redis.Options, error) {
+	tc, err := c.RedisTLS.Load()
+	if err != nil {
+		return nil, fmt.Errorf("redis %w", err)
+	}
+	return &redis.Options{
+		Addr:         c.RedisAddr,
+		Username:     c.RedisUsername,
+		Password:     c.RedisPassword.Reveal(),
+		TLSConfig:    tc,
+		DialTimeout:  c.RedisTimeout,
+		ReadTimeout:  c.RedisTimeout,
+		WriteTimeout: c.RedisTimeout,
+		// The consumer loop retries with its own backoff; one quick client retry absorbs a
+		// dropped pooled connection.
+		MaxRetries: 1,
+	}, nil
 }
