@@ -39,7 +39,7 @@ func stackArgs(t *testing.T, withModel bool) []string {
 	return []string{
 		"-grpc.addr", servicetest.FreeAddr(t), "-kafka.brokers", brokers, "-kafka.topics", features,
 		"-kafka.group", kafkaiotest.UniqueName("scoring"), "-topic.predictions", predictions, "-topic.model-events", events,
-		"-mlflow.url", mlflowURL, "-model.name", name, "-model.cache-dir", t.TempDir(), "-lightgbm.lib", libPath,
+		"-mlflow.url", mlflowURL, "-model.name", name, "-model.cache-dir", t.TempDir(), "-sync.spill-dir", t.TempDir(), "-lightgbm.lib", libPath,
 	}
 }
 

@@ -76,10 +76,29 @@ type Config struct {
 	// FeaturesTimeout is the deadline of one GetOnlineFeatures call (-features.timeout).
 	// Default: 200ms.
 	FeaturesTimeout time.Duration
-	// SyncLogBuffer is how many sync predictions may wait to be published
-	// (-sync.log-buffer). Default: 10000. When full a Score call waits (bounded by its
-	// deadline) for room.
+	// SyncLogBuffer is how many sync predictions may wait in memory to be published
+	// (-sync.log-buffer). Default: 10000. When full, a Score call writes its prediction to
+	// the spill file instead of waiting.
 	SyncLogBuffer int
+	// SyncLogRetryInterval is how often spilled sync predictions are replayed to the
+	// predictions topic (-sync.log-retry-interval). Default: 1s.
+	SyncLogRetryInterval time.Duration
+	// SpillDir holds the spill file of sync predictions that could not be published (Kafka
+	// down, buffer full), replayed when Kafka takes writes again, also after a restart
+	// (-sync.spill-dir). One process per directory (it is locked). Default:
+	// .cache/scoring-spill; empty disables spilling (such predictions are counted in
+	// mlops_scoring_sync_log_dropped_total and logged).
+	SpillDir string
+	// SpillMaxBytes bounds the spill file (-sync.spill-max-bytes). Default: 256 MiB (about
+	// 300,000 predictions with explanation).
+	SpillMaxBytes int
+	// ExplainWorkers is how many goroutines compute the explanations the prediction log owes
+	// (alerts, the sample) after a sync Score answered (-explain.workers). Default: 1.
+	ExplainWorkers int
+	// ExplainQueue is how many sync predictions may wait for their explanation
+	// (-explain.queue). Default: 1000. When full, the Score call computes the explanation
+	// itself before answering (back-pressure, mlops_scoring_explain_inline_total).
+	ExplainQueue int
 	// DetectionWindow is how many recent predictions mlops_scoring_fraud_detection_rate
 	// covers (-metrics.detection-window). Default: 1000.
 	DetectionWindow int
@@ -112,6 +131,11 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	c.FeaturesTLS.RegisterFlags(fs, getenv, "features.tls", "FEATURES_TLS")
 	flagenv.DurationVar(fs, getenv, &c.FeaturesTimeout, "features.timeout", "FEATURES_TIMEOUT", 200*time.Millisecond, "deadline of one GetOnlineFeatures call")
 	flagenv.IntVar(fs, getenv, &c.SyncLogBuffer, "sync.log-buffer", "SYNC_LOG_BUFFER", 10000, "sync predictions waiting to be published")
+	flagenv.DurationVar(fs, getenv, &c.SyncLogRetryInterval, "sync.log-retry-interval", "SYNC_LOG_RETRY_INTERVAL", time.Second, "how often spilled sync predictions are replayed")
+	flagenv.StringVar(fs, getenv, &c.SpillDir, "sync.spill-dir", "SYNC_SPILL_DIR", ".cache/scoring-spill", "directory of the spill file of unpublished sync predictions (empty: no spilling)")
+	flagenv.IntVar(fs, getenv, &c.SpillMaxBytes, "sync.spill-max-bytes", "SYNC_SPILL_MAX_BYTES", 256<<20, "size limit of the spill file")
+	flagenv.IntVar(fs, getenv, &c.ExplainWorkers, "explain.workers", "EXPLAIN_WORKERS", 1, "goroutines computing the sync path's logged explanations after the answer")
+	flagenv.IntVar(fs, getenv, &c.ExplainQueue, "explain.queue", "EXPLAIN_QUEUE", 1000, "sync predictions waiting for their logged explanation (full: computed before the answer)")
 	flagenv.IntVar(fs, getenv, &c.DetectionWindow, "metrics.detection-window", "METRICS_DETECTION_WINDOW", 1000, "predictions covered by mlops_scoring_fraud_detection_rate")
 
 	if err := flagenv.Parse(fs, args); err != nil {
@@ -170,6 +194,15 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncLogBuffer < 1 {
 		errs = append(errs, fmt.Errorf("sync log buffer %d: must be at least 1", c.SyncLogBuffer))
+	}
+	if c.SyncLogRetryInterval <= 0 {
+		errs = append(errs, fmt.Errorf("sync log retry interval %v: must be positive", c.SyncLogRetryInterval))
+	}
+	if c.SpillDir != "" && c.SpillMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("spill max bytes %d: want at least 1 MiB", c.SpillMaxBytes))
+	}
+	if c.ExplainWorkers < 1 || c.ExplainQueue < 1 {
+		errs = append(errs, fmt.Errorf("explain workers %d and queue %d: must be at least 1", c.ExplainWorkers, c.ExplainQueue))
 	}
 	if c.DetectionWindow < 1 {
 		errs = append(errs, fmt.Errorf("detection window %d: must be at least 1", c.DetectionWindow))

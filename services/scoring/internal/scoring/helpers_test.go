@@ -15,6 +15,8 @@ import (
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
@@ -28,7 +30,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // testConfig is a valid Config for in-process servers.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	cfg, err := ParseConfig([]string{"-explain.sample-rate", "0"}, func(string) string { return "" })
+	cfg, err := ParseConfig([]string{"-explain.sample-rate", "0", "-sync.spill-dir", t.TempDir()}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,3 +109,22 @@ func runActor(t testing.TB, name string, fn func(ctx context.Context) error) {
 }
 
 func closeEnough(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
+
+// waitExplained waits until every queued explanation job is done (benchmarks only: no Score
+// call may run concurrently).
+func (s *Server) waitExplained() { s.log.inflight.Wait() }
+
+// syncBenchDeps returns Deps with a producer to a fresh in-process broker's predictions
+// topic (cfg's), so benchmarks pay for the sync log like the service does.
+func syncBenchDeps(t testing.TB, cfg Config) Deps {
+	t.Helper()
+	brokers := kafkaiotest.StartBroker(t)
+	kafkaiotest.CreateTopics(t, brokers, 1, cfg.PredictionsTopic)
+	kc := cfg.Kafka
+	kc.Brokers = brokers
+	producer, err := kafkaio.NewProducer(kc, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Deps{Producer: producer}
+}

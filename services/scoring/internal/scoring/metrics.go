@@ -33,6 +33,9 @@ type metrics struct {
 	modelInfo        *prometheus.GaugeVec     // model_name, model_version, alias, spec
 	reloads          *prometheus.CounterVec   // alias, outcome
 	syncLogDropped   prometheus.Counter
+	syncLogSpilled   prometheus.Counter
+	syncLogReplayed  prometheus.Counter
+	explainInline    prometheus.Counter
 	rejected         *prometheus.CounterVec // reason
 	skipped          *prometheus.CounterVec // spec
 
@@ -88,7 +91,19 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 		}, []string{"alias", "outcome"}),
 		syncLogDropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "mlops_scoring_sync_log_dropped_total",
-			Help: "Sync predictions answered but not published to the predictions topic (buffer full until the call's deadline, or shutdown).",
+			Help: "Sync predictions answered but lost for the prediction log: neither published nor spilled (no spill dir, spill file full or unwritable); each is logged at Error.",
+		}),
+		syncLogSpilled: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_scoring_sync_log_spilled_total",
+			Help: "Sync predictions written to the spill file (Kafka failing or the log buffer full), to be replayed.",
+		}),
+		syncLogReplayed: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_scoring_sync_log_replayed_total",
+			Help: "Spilled sync predictions published to the predictions topic.",
+		}),
+		explainInline: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_scoring_explain_inline_total",
+			Help: "Sync predictions whose logged explanation was computed before the answer because the explanation queue was full (back-pressure).",
 		}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "mlops_scoring_rejected_total",
@@ -174,4 +189,31 @@ func (w *detectionWindow) rate() float64 {
 		return 0
 	}
 	return float64(w.alerts) / float64(w.filled)
+}
+
+// registerLogGauges adds the gauges of the sync prediction log l.
+func registerLogGauges(reg prometheus.Registerer, l *syncLog) {
+	f := promauto.With(reg)
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mlops_scoring_sync_log_spill_records",
+		Help: "Sync predictions in the spill file waiting to be replayed to the predictions topic.",
+	}, func() float64 {
+		if sp := l.currentSpill(); sp != nil {
+			return float64(sp.pending())
+		}
+		return 0
+	})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mlops_scoring_sync_log_spill_bytes",
+		Help: "Size of the spill file of sync predictions (bounded by -sync.spill-max-bytes).",
+	}, func() float64 {
+		if sp := l.currentSpill(); sp != nil {
+			return float64(sp.bytes())
+		}
+		return 0
+	})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mlops_scoring_explain_queue_length",
+		Help: "Sync predictions waiting for the explanation workers (bounded by -explain.queue).",
+	}, func() float64 { return float64(len(l.explainCh)) })
 }

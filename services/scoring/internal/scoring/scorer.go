@@ -3,7 +3,6 @@ package scoring
 import (
 	"errors"
 	"fmt"
-	"github.com/streaming-mlops/mlops/services/platform/eventid"
 	"math"
 	"sync"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
+	"github.com/streaming-mlops/mlops/services/platform/eventid"
 )
 
 // Errors the scoring core returns; the stream handler and the gRPC boundary map them.
@@ -48,13 +48,16 @@ func checkVector(m *Model, fv *eventsv1.FeatureVector) error {
 
 // request is one vector to score.
 type request struct {
-	fv          *eventsv1.FeatureVector
-	path        eventsv1.ScoringPath
-	explain     bool // explanation asked for regardless of the policy
-	featuresSec float64
-	traceparent string
-	tracestate  string
-	eventID     string // "" means derived from the vector's event id and the model version
+	fv      *eventsv1.FeatureVector
+	path    eventsv1.ScoringPath
+	explain bool // explanation asked for regardless of the policy
+	// deferExplain leaves the policy's explanation (alerts, the sample) to the caller, which
+	// computes it off the request path; an explanation asked for (explain) is still computed.
+	deferExplain bool
+	featuresSec  float64
+	traceparent  string
+	tracestate   string
+	eventID      string // "" means derived from the vector's event id and the model version
 }
 
 // score scores r with champ (and chall in shadow, when not nil) and returns the prediction.
@@ -99,7 +102,7 @@ func (s *scorer) score(champ, chall *Model, r request) (*eventsv1.Prediction, er
 	case fv.GetTrace() != nil:
 		p.Trace = fv.GetTrace()
 	}
-	if r.explain || decision == eventsv1.Decision_DECISION_ALERT || sampled(fv.GetTransactionId(), s.sampleRate) {
+	if r.explain || (!r.deferExplain && s.owesExplanation(p)) {
 		es := s.now()
 		ex, err := s.explain(champ, fv.GetValues())
 		if err != nil {
@@ -129,6 +132,12 @@ func (s *scorer) score(champ, chall *Model, r request) (*eventsv1.Prediction, er
 		}
 	}
 	return p, nil
+}
+
+// owesExplanation reports whether the explanation policy gives p an explanation in the
+// prediction log: every alert, and a deterministic sample of the rest.
+func (s *scorer) owesExplanation(p *eventsv1.Prediction) bool {
+	return p.Decision == eventsv1.Decision_DECISION_ALERT || sampled(p.GetTransactionId(), s.sampleRate)
 }
 
 // explain computes the SHAP contributions of row and keeps the top k by absolute value.

@@ -9,16 +9,13 @@ package scoring
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
@@ -27,7 +24,6 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
-	"github.com/streaming-mlops/mlops/services/platform/run"
 )
 
 // Deps are the scoring server's collaborators.
@@ -58,8 +54,7 @@ type Server struct {
 	champion, challenger slot
 
 	reload  chan struct{} // wakes the reload loop (model.events)
-	logCh   chan kafka.Message
-	logDone chan struct{} // closed when the sync log publisher stops accepting
+	log     *syncLog      // the sync prediction log (explanations, buffer, spill)
 	watchOK chan struct{} // closed once the model.events watcher reads from the end
 }
 
@@ -67,12 +62,13 @@ type Server struct {
 // and run the actors.
 func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	m := newMetrics(reg, cfg.DetectionWindow)
+	log := newSyncLog(cfg)
+	registerLogGauges(reg, log)
 	return &Server{
 		cfg: cfg, deps: deps, logger: logger, m: m,
 		sc:      &scorer{sampleRate: cfg.ExplainSampleRate, topK: cfg.ExplainTopK, m: m, now: time.Now},
 		reload:  make(chan struct{}, 1),
-		logCh:   make(chan kafka.Message, max(cfg.SyncLogBuffer, 1)),
-		logDone: make(chan struct{}),
+		log:     log,
 		watchOK: make(chan struct{}),
 	}
 }
@@ -190,7 +186,7 @@ func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoring
 	if fv.GetTransactionId() == "" && req.GetTransaction() != nil {
 		fv.TransactionId = req.GetTransaction().GetTransactionId()
 	}
-	p, err := s.sc.score(champ, chall, request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_SYNC, explain: req.GetExplain(), featuresSec: featSec})
+	p, err := s.sc.score(champ, chall, request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_SYNC, explain: req.GetExplain(), deferExplain: true, featuresSec: featSec})
 	switch {
 	case errors.Is(err, ErrSpecMismatch):
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
@@ -207,14 +203,22 @@ func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoring
 	if p.Explanation != nil {
 		s.m.explanations.WithLabelValues(pathSync).Inc()
 	}
+	// The response gets its own Latency: an explanation worker may still write p's.
+	l := p.Latency
+	lat := &eventsv1.Latency{InferenceSeconds: l.InferenceSeconds, FeaturesSeconds: l.FeaturesSeconds,
+		ExplanationSeconds: l.ExplanationSeconds, EndToEndSeconds: l.EndToEndSeconds}
 	resp := &scoringv1.ScoreResponse{
 		TransactionId: p.TransactionId, Score: p.Score, Decision: p.Decision, Threshold: p.Threshold,
-		ModelName: p.ModelName, ModelVersion: p.ModelVersion, Task: p.Task, Latency: p.Latency, Shadow: p.Shadow,
+		ModelName: p.ModelName, ModelVersion: p.ModelVersion, Task: p.Task, Latency: lat, Shadow: p.Shadow,
 	}
 	if req.GetExplain() {
 		resp.Explanation = p.Explanation
 	}
-	s.logSync(ctx, p)
+	if p.Explanation == nil && s.sc.owesExplanation(p) {
+		s.explainLater(champ, p) // off the request path; logs p once explained
+	} else {
+		s.logSync(p)
+	}
 	return resp, nil
 }
 
@@ -241,122 +245,4 @@ func (s *Server) fetchFeatures(ctx context.Context, tx *eventsv1.Transaction) (*
 		return nil, status.Error(codes.Unavailable, "features: empty response")
 	}
 	return resp.GetVector(), nil
-}
-
-// logSync hands a sync prediction to the publisher. When the buffer is full it waits for
-// room until ctx ends (the call's deadline) and then counts the prediction as dropped.
-func (s *Server) logSync(ctx context.Context, p *eventsv1.Prediction) {
-	if s.deps.Producer == nil {
-		return
-	}
-	b, err := proto.Marshal(p)
-	if err != nil {
-		s.m.syncLogDropped.Inc()
-		return
-	}
-	rec := kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(p.TransactionId), b, kafkaio.ContentTypeProtobuf, traceHeaders(p.Trace))
-	select {
-	case <-s.logDone:
-		s.m.syncLogDropped.Inc()
-		return
-	default:
-	}
-	select {
-	case s.logCh <- rec:
-		return
-	default:
-	}
-	select {
-	case s.logCh <- rec:
-	case <-ctx.Done():
-		s.m.syncLogDropped.Inc()
-	case <-s.logDone:
-		s.m.syncLogDropped.Inc()
-	}
-}
-
-func traceHeaders(tc *eventsv1.TraceContext) []kafka.Header {
-	if tc.GetTraceparent() == "" {
-		return nil
-	}
-	h := []kafka.Header{{Key: kafkaio.HeaderTraceparent, Value: []byte(tc.GetTraceparent())}}
-	if tc.GetTracestate() != "" {
-		h = append(h, kafka.Header{Key: kafkaio.HeaderTracestate, Value: []byte(tc.GetTracestate())})
-	}
-	return h
-}
-
-// SyncLogActor publishes sync-path predictions to the predictions topic in batches, retrying
-// failed writes with capped backoff. On shutdown it publishes what is buffered within the
-// shutdown timeout, then closes the producer.
-func (s *Server) SyncLogActor() run.Actor {
-	return run.Actor{Name: "sync-prediction-log", Run: func(ctx context.Context) error {
-		if s.deps.Producer == nil {
-			<-ctx.Done()
-			close(s.logDone)
-			return nil
-		}
-		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
-		batch := make([]kafka.Message, 0, 256)
-		write := func() {
-			backoff := 50 * time.Millisecond
-			for len(batch) > 0 {
-				err := s.deps.Producer.WriteMessages(wctx, batch...)
-				if err == nil {
-					break
-				}
-				if wctx.Err() != nil {
-					s.m.syncLogDropped.Add(float64(len(batch)))
-					break
-				}
-				s.logger.Warn("sync predictions not published; retrying", "topic", s.cfg.PredictionsTopic, "records", len(batch), "err", err)
-				select {
-				case <-time.After(backoff):
-				case <-wctx.Done():
-				}
-				backoff = min(2*backoff, 5*time.Second)
-			}
-			batch = batch[:0]
-		}
-		collect := func(first kafka.Message) {
-			batch = append(batch, first)
-			for len(batch) < cap(batch) {
-				select {
-				case m := <-s.logCh:
-					batch = append(batch, m)
-				default:
-					return
-				}
-			}
-		}
-		for {
-			select {
-			case m := <-s.logCh:
-				collect(m)
-				write()
-				continue
-			case <-ctx.Done():
-			}
-			break
-		}
-		// Draining: stop accepting, publish what is buffered within the shutdown timeout.
-		close(s.logDone)
-		timer := time.AfterFunc(s.cfg.ShutdownTimeout, cancel)
-		defer timer.Stop()
-		for {
-			select {
-			case m := <-s.logCh:
-				collect(m)
-				write()
-				continue
-			default:
-			}
-			break
-		}
-		if err := s.deps.Producer.Close(); err != nil {
-			return fmt.Errorf("sync prediction log: %w", err)
-		}
-		return nil
-	}}
 }
