@@ -347,6 +347,14 @@ func PurchaseDataset(cfg SessionConfig, n int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.Dataset(n)
+}
+
+// Dataset draws the next n sessions as a purchase dataset (see PurchaseDataset). The
+// simulation goes on after them, so a model trained on the dataset can be served on the
+// sessions that follow, from the same shop; their labels stay queued and come out of Next
+// and Drain like any other.
+func (s *Sessions) Dataset(n int) (*Dataset, error) {
 	spec := featurespec.Purchase()
 	w := spec.Len()
 	d := &Dataset{Spec: spec, X: make([]float64, n*w), Y: make([]float64, n), Outcome: make([]float64, n),
