@@ -87,3 +87,57 @@ func get(c *http.Client, url string) (int, string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }
+
+// CheckReadyThroughOutage runs main with args plus -admin.addr on a free port, waits (bounded)
+// until /readyz answers 200, then closes every proxy (the service's dependencies go away),
+// checks they refuse connections, and requires /readyz to stay 200: readiness means "started
+// and able to work", and an outage after start shows as lag and retries, not as every replica
+// leaving its Service. Finally it cancels main and requires it to return nil.
+func CheckReadyThroughOutage(t *testing.T, service string, main RealMain, args []string, getenv func(string) string, proxies ...*Proxy) {
+	t.Helper()
+	admin := FreeAddr(t)
+	args = append([]string{"-admin.addr", admin, "-shutdown.timeout", "5s"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- main(ctx, args, getenv, io.Discard) }()
+
+	client := &http.Client{Timeout: 3 * time.Second}
+	base := "http://" + admin
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, _, err := get(client, base+"/readyz")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s exited before it was ready: %v", service, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60s", service)
+		}
+	}
+	for _, p := range proxies {
+		p.Close()
+		if c, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
+			_ = c.Close()
+			t.Fatalf("dependency address %s still accepts connections after the outage began", p.Addr())
+		}
+	}
+	for i := range 3 {
+		if code, body, err := get(client, base+"/readyz"); err != nil || code != http.StatusOK {
+			t.Fatalf("%s: /readyz %d during the dependency outage = %d %q %v, want 200", service, i, code, body, err)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s returned %v after cancel during the outage, want nil", service, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s did not stop within 15s of cancel during the outage", service)
+	}
+}
