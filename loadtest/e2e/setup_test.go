@@ -87,7 +87,9 @@ func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipel
 		"-kafka.topics", p.tp.raw, "-ingest.validated-topic", p.tp.validated)...)
 	p.procs["features"] = start(t, "features", bins["features"], true, env, append(common("features"),
 		"-kafka.topics", p.tp.validated, "-features.topic", p.tp.features, "-redis.prefix", "e2e:"+p.id+":")...)
-	p.procs["scoring"] = start(t, "scoring", bins["scoring"], true, env, append(common("scoring"),
+	// Scoring's spill file of unpublished sync predictions goes to the test's own directory
+	// (its default is relative to the working directory, and one process locks it).
+	p.procs["scoring"] = start(t, "scoring", bins["scoring"], true, append(env, "SYNC_SPILL_DIR="+t.TempDir()), append(common("scoring"),
 		"-kafka.topics", p.tp.features, "-topic.predictions", p.tp.predictions, "-topic.model-events", p.tp.modelEvents,
 		"-model.name", p.model, "-model.cache-dir", t.TempDir(), "-features.addr", p.procs["features"].grpc,
 		"-explain.sample-rate", "0.2")...)
