@@ -38,9 +38,16 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if err := cfg.RequireAdminCredential(); err != nil {
+		return err
+	}
 	rt := service.NewRuntime(cfg.Base, version, stdout)
+	if cfg.Dev && !cfg.AdminToken.IsSet() && !cfg.AdminTokens.IsSet() && len(cfg.AdminClientCNs) == 0 {
+		rt.Logger.Warn("development mode without an admin credential: Retrain, Promote and Rollback are open and audit the actor the request names")
+	}
 	rt.Logger.Info("configuration", "grpc_addr", cfg.GRPCAddr, "mlflow_url", cfg.MLflowURL, "kafka_brokers", cfg.Kafka.Brokers,
-		"admin_token_set", cfg.AdminToken != "", "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
+		"admin_token_set", cfg.AdminToken.IsSet(), "admin_tokens_set", cfg.AdminTokens.IsSet(), "admin_client_cns", cfg.AdminClientCNs, "dev", cfg.Dev,
+		"grpc_tls", cfg.GRPCTLS.Enabled(), "grpc_mtls", cfg.GRPCTLS.MutualTLS(), "kafka_sasl", cfg.Kafka.SASLMechanism, "kafka_tls", cfg.Kafka.TLS.On(), "fraud_model", cfg.FraudModel, "purchase_model", cfg.PurchaseModel,
 		"consume_drift", cfg.ConsumeDrift, "data_source", cfg.DataSource, "data_files", cfg.DataFiles, "es_url", cfg.ES.URL,
 		"es_index", cfg.ES.Index, "data_lookback", cfg.ES.Lookback.String(), "data_min_rows", cfg.MinLabelledRows, "data_min_positives", cfg.MinPositives,
 		"promotion_margin", cfg.PromotionMargin, "promotion_resamples", cfg.PromotionResamples, "promotion_confidence", cfg.PromotionConfidence,

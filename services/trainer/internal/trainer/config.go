@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
@@ -24,11 +25,24 @@ type Config struct {
 	MLflowURL string
 	// LightGBMLib is the path of lib_lightgbm.so; empty means lightgbm.FindLibrary.
 	LightGBMLib string
-	// AdminToken, when set, is the bearer token Retrain, Promote and Rollback require
-	// ("authorization: Bearer <token>" metadata). Empty disables the check. Never logged.
-	// -admin.token, env MLOPS_ADMIN_TOKEN (mlopsctl's name); the old ADMIN_TOKEN is still
-	// read when MLOPS_ADMIN_TOKEN is unset, with a deprecation warning.
-	AdminToken string
+	// AdminToken, when set, is a bearer token Retrain, Promote and Rollback accept
+	// ("authorization: Bearer <token>" metadata); its holder is audited as "admin". Never
+	// logged. -admin.token, env MLOPS_ADMIN_TOKEN (mlopsctl's name) or a file
+	// (-admin.token-file, MLOPS_ADMIN_TOKEN_FILE); the old ADMIN_TOKEN is still read when
+	// MLOPS_ADMIN_TOKEN is unset, with a deprecation warning.
+	AdminToken flagenv.Secret
+	// AdminTokens maps named callers to their bearer tokens, "name:token,name:token"
+	// (-admin.tokens, MLOPS_ADMIN_TOKENS, or -admin.tokens-file): the audit records the name
+	// of the token's holder. Never logged.
+	AdminTokens flagenv.Secret
+	// AdminClientCNs are the common names of client certificates (verified by the gRPC
+	// server's mutual TLS, -grpc.tls.client-ca) that may call the admin RPCs; the audit
+	// records the common name (-admin.client-cns, ADMIN_CLIENT_CNS).
+	AdminClientCNs []string
+	// Dev is development mode (-dev, MLOPS_DEV=1): without any admin credential the admin RPCs
+	// are open and the audit records the actor the request names. Outside development mode
+	// the trainer refuses to start without one (RequireAdminCredential).
+	Dev bool
 
 	// FraudModel and PurchaseModel name the registered models of the two use cases;
 	// FraudModel is the default of an empty model_name. Defaults: "fraud", "purchase".
@@ -134,7 +148,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	c.Kafka.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.MLflowURL, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow tracking server base URL")
 	flagenv.StringVar(fs, getenv, &c.LightGBMLib, "lightgbm.lib", "LIGHTGBM_LIB", "", "path of lib_lightgbm.so (default: found in the project virtualenv)")
-	flagenv.StringVar(fs, adminTokenEnv(getenv), &c.AdminToken, "admin.token", "MLOPS_ADMIN_TOKEN", "", "bearer token required by Retrain, Promote and Rollback (empty: no check; env ADMIN_TOKEN is deprecated)")
+	flagenv.SecretVar(fs, adminTokenEnv(getenv), &c.AdminToken, "admin.token", "MLOPS_ADMIN_TOKEN", "bearer token accepted by Retrain, Promote and Rollback, audited as \"admin\" (env ADMIN_TOKEN is deprecated)")
+	flagenv.SecretVar(fs, getenv, &c.AdminTokens, "admin.tokens", "MLOPS_ADMIN_TOKENS", "named bearer tokens of the admin RPCs, name:token,... (the audit records the name)")
+	flagenv.StringsVar(fs, getenv, &c.AdminClientCNs, "admin.client-cns", "ADMIN_CLIENT_CNS", nil, "common names of mTLS client certificates allowed to call the admin RPCs (needs -grpc.tls.client-ca)")
+	flagenv.BoolVar(fs, getenv, &c.Dev, "dev", "MLOPS_DEV", false, "development mode: start without an admin credential (admin RPCs open, actors self-declared)")
 	if getenv(deprecatedAdminTokenEnv) != "" {
 		w := deprecatedAdminTokenEnv + " is deprecated: set MLOPS_ADMIN_TOKEN (the name mlopsctl uses)"
 		if getenv("MLOPS_ADMIN_TOKEN") != "" {
@@ -248,6 +265,12 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("data source %q must be %q or %q", c.DataSource, DataSourceES, DataSourceFile))
 	}
+	if _, err := c.adminTokens(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.AdminClientCNs) > 0 && !c.GRPCTLS.MutualTLS() {
+		errs = append(errs, errors.New("admin client cns need mutual TLS on the gRPC server (-grpc.tls.client-ca)"))
+	}
 	if c.DriftTopic == "" || c.ModelEventsTopic == "" {
 		errs = append(errs, errors.New("drift and model-events topics must be set"))
 	}
@@ -271,4 +294,41 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// adminPrincipalToken is the audited name of the holder of AdminToken.
+const adminPrincipalToken = "admin"
+
+// adminTokens returns the accepted bearer tokens with the name each authenticates as.
+func (c Config) adminTokens() (map[string]string, error) {
+	out := map[string]string{}
+	if c.AdminToken.IsSet() {
+		out[c.AdminToken.Reveal()] = adminPrincipalToken
+	}
+	if !c.AdminTokens.IsSet() {
+		return out, nil
+	}
+	for i, item := range strings.Split(c.AdminTokens.Reveal(), ",") {
+		name, tok, ok := strings.Cut(strings.TrimSpace(item), ":")
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		if !ok || name == "" || tok == "" {
+			// The item is not echoed: it may hold a token.
+			return nil, fmt.Errorf("admin tokens: item %d is not name:token", i+1)
+		}
+		if other, dup := out[tok]; dup {
+			return nil, fmt.Errorf("admin tokens: %q and %q have the same token", other, name)
+		}
+		out[tok] = name
+	}
+	return out, nil
+}
+
+// RequireAdminCredential reports an error when the admin RPCs would be open: no admin token
+// and no allowed client certificate, outside development mode. The trainer refuses to start
+// then; local scripts and tests set -dev (MLOPS_DEV=1) or a token.
+func (c Config) RequireAdminCredential() error {
+	if c.Dev || c.AdminToken.IsSet() || c.AdminTokens.IsSet() || len(c.AdminClientCNs) > 0 {
+		return nil
+	}
+	return errors.New("no admin credential: set -admin.token (MLOPS_ADMIN_TOKEN), -admin.tokens (MLOPS_ADMIN_TOKENS) or -admin.client-cns with mutual TLS; -dev (MLOPS_DEV=1) runs without one for local development")
 }

@@ -31,8 +31,8 @@ func TestAdminTokenEnv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.AdminToken != tt.want {
-				t.Errorf("AdminToken = %q, want %q", c.AdminToken, tt.want)
+			if c.AdminToken.Reveal() != tt.want {
+				t.Errorf("AdminToken = %q, want %q", c.AdminToken.Reveal(), tt.want)
 			}
 			warned := slices.ContainsFunc(c.Warnings, func(w string) bool {
 				return strings.Contains(w, "ADMIN_TOKEN is deprecated") && strings.Contains(w, "MLOPS_ADMIN_TOKEN")

@@ -17,10 +17,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
+	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/mlflow"
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 )
@@ -28,19 +30,50 @@ import (
 // Register adds the server to a gRPC server.
 func (s *Server) Register(g *grpc.Server) { trainerv1.RegisterTrainerServiceServer(g, s) }
 
-// authorize checks the bearer token of an admin call when the trainer has one configured.
-func (s *Server) authorize(ctx context.Context) error {
-	if s.cfg.AdminToken == "" {
-		return nil
+// authorize authenticates the caller of an admin RPC and returns its name, which the audit
+// records: the common name of a client certificate listed in AdminClientCNs (verified by the
+// server's mutual TLS), or the name of the bearer token presented (AdminToken: "admin";
+// AdminTokens: its name). With no admin credential configured (development mode) every call
+// passes with an empty name, and the request's self-declared actor is used.
+func (s *Server) authorize(ctx context.Context) (string, error) {
+	tokens, err := s.cfg.adminTokens()
+	if err != nil {
+		return "", status.Error(codes.Internal, err.Error()) // Validate rejects this at startup
+	}
+	if len(tokens) == 0 && len(s.cfg.AdminClientCNs) == 0 {
+		return "", nil
+	}
+	if cn := grpcserve.PeerCommonName(ctx); cn != "" && slices.Contains(s.cfg.AdminClientCNs, cn) {
+		return cn, nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
 		tok, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(s.cfg.AdminToken)) == 1 {
-			return nil
+		if !ok {
+			continue
+		}
+		name := ""
+		for known, n := range tokens { // every token compared, in constant time each
+			if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(known)) == 1 {
+				name = n
+			}
+		}
+		if name != "" {
+			return name, nil
 		}
 	}
-	return status.Error(codes.Unauthenticated, "admin operation: missing or wrong bearer token (authorization metadata)")
+	return "", status.Error(codes.Unauthenticated, "admin operation: missing or wrong bearer token (authorization metadata) and no allowed client certificate")
+}
+
+// asCaller returns req with the authenticated caller as its actor, so the audit records who
+// called rather than whom the request names; req itself is not changed.
+func asCaller(req *trainerv1.RetrainRequest, caller string) *trainerv1.RetrainRequest {
+	if caller == "" || req == nil {
+		return req
+	}
+	req = proto.Clone(req).(*trainerv1.RetrainRequest)
+	req.Actor = caller
+	return req
 }
 
 // toStatus maps an error to a gRPC status at the handler boundary.
@@ -73,16 +106,18 @@ func toStatus(err error) error {
 
 // Retrain implements TrainerService.Retrain.
 func (s *Server) Retrain(ctx context.Context, req *trainerv1.RetrainRequest) (*trainerv1.RetrainResponse, error) {
-	if err := s.authorize(ctx); err != nil {
+	caller, err := s.authorize(ctx)
+	if err != nil {
 		return nil, err
 	}
-	resp, err := s.retrain(ctx, req, "manual", nil)
+	resp, err := s.retrain(ctx, asCaller(req, caller), "manual", nil)
 	return resp, toStatus(err)
 }
 
 // RetrainStream implements TrainerService.RetrainStream.
 func (s *Server) RetrainStream(req *trainerv1.RetrainStreamRequest, stream grpc.ServerStreamingServer[trainerv1.RetrainStreamResponse]) error {
-	if err := s.authorize(stream.Context()); err != nil {
+	caller, err := s.authorize(stream.Context())
+	if err != nil {
 		return err
 	}
 	var sendErr error
@@ -95,7 +130,7 @@ func (s *Server) RetrainStream(req *trainerv1.RetrainStreamRequest, stream grpc.
 			ValidMetric: p.ValidMetric, ValidMetricName: p.ValidMetricName,
 		})
 	}
-	resp, err := s.retrain(stream.Context(), req.GetRequest(), "manual", send)
+	resp, err := s.retrain(stream.Context(), asCaller(req.GetRequest(), caller), "manual", send)
 	if err != nil {
 		return toStatus(err)
 	}
@@ -114,18 +149,20 @@ func (s *Server) retrain(ctx context.Context, req *trainerv1.RetrainRequest, tri
 
 // Promote implements TrainerService.Promote.
 func (s *Server) Promote(ctx context.Context, req *trainerv1.PromoteRequest) (*trainerv1.PromoteResponse, error) {
-	if err := s.authorize(ctx); err != nil {
+	caller, err := s.authorize(ctx)
+	if err != nil {
 		return nil, err
 	}
+	actor := cmp.Or(caller, req.GetActor())
 	model := s.modelName(req.GetModelName())
 	alias := cmp.Or(req.GetAlias(), modelstore.AliasChampion)
 	if err := checkModelName(model); err != nil {
 		return nil, toStatus(err)
 	}
-	if req.GetVersion() == "" || req.GetActor() == "" || req.GetReason() == "" {
+	if req.GetVersion() == "" || actor == "" || req.GetReason() == "" {
 		return nil, status.Error(codes.InvalidArgument, "version, actor and reason are required")
 	}
-	ev, err := s.MoveAlias(ctx, model, alias, req.GetVersion(), req.GetActor(), req.GetReason(), eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED)
+	ev, err := s.MoveAlias(ctx, model, alias, req.GetVersion(), actor, req.GetReason(), eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -134,14 +171,16 @@ func (s *Server) Promote(ctx context.Context, req *trainerv1.PromoteRequest) (*t
 
 // Rollback implements TrainerService.Rollback.
 func (s *Server) Rollback(ctx context.Context, req *trainerv1.RollbackRequest) (*trainerv1.RollbackResponse, error) {
-	if err := s.authorize(ctx); err != nil {
+	caller, err := s.authorize(ctx)
+	if err != nil {
 		return nil, err
 	}
+	actor := cmp.Or(caller, req.GetActor())
 	model := s.modelName(req.GetModelName())
 	if err := checkModelName(model); err != nil {
 		return nil, toStatus(err)
 	}
-	if req.GetActor() == "" || req.GetReason() == "" {
+	if actor == "" || req.GetReason() == "" {
 		return nil, status.Error(codes.InvalidArgument, "actor and reason are required")
 	}
 	current := ""
@@ -166,7 +205,7 @@ func (s *Server) Rollback(ctx context.Context, req *trainerv1.RollbackRequest) (
 			return nil, toStatus(err)
 		}
 	}
-	ev, err := s.MoveAlias(ctx, model, modelstore.AliasChampion, target, req.GetActor(), req.GetReason(), eventsv1.ModelEventType_MODEL_EVENT_TYPE_ROLLED_BACK)
+	ev, err := s.MoveAlias(ctx, model, modelstore.AliasChampion, target, actor, req.GetReason(), eventsv1.ModelEventType_MODEL_EVENT_TYPE_ROLLED_BACK)
 	if err != nil {
 		return nil, toStatus(err)
 	}
