@@ -172,17 +172,19 @@ func (f dlqFilter) match(l letter) bool {
 
 // dlqFlags are the flags every dlq command shares.
 type dlqFlags struct {
-	brokers, topics            string
+	// kc holds the shared Kafka flags (brokers, TLS, SASL), registered like the services'.
+	kc                         kafkaio.Config
+	topics                     string
 	reasons, services, sources string
 	since, until               string
 	timeout                    time.Duration
 	filter                     dlqFilter
-	brokerList, topicList      []string
-	partitions, replication    int
+	topicList                  []string
 }
 
 func (f *dlqFlags) register(fs *flag.FlagSet, getenv func(string) string, filters bool) {
-	flagenv.StringVar(fs, getenv, &f.brokers, "kafka.brokers", "KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap brokers, comma-separated")
+	f.kc = kafkaio.Config{ClientID: "mlopsctl", GroupID: "mlopsctl", Brokers: []string{"127.0.0.1:9092"}}
+	f.kc.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &f.topics, "dlq.topics", "DLQ_TOPICS", topics.TxDLQ, "dead-letter topics to read, comma-separated (every service's -kafka.dlq-topic)")
 	flagenv.DurationVar(fs, getenv, &f.timeout, "timeout", "MLOPSCTL_TIMEOUT", 30*time.Second, "deadline of the command")
 	if filters {
@@ -199,9 +201,9 @@ func (f *dlqFlags) parse(fs *flag.FlagSet, args []string, now time.Time) error {
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err
 	}
-	f.brokerList, f.topicList = splitList(f.brokers), splitList(f.topics)
-	if len(f.brokerList) == 0 {
-		return errors.New("-kafka.brokers: no broker")
+	f.topicList = splitList(f.topics)
+	if err := f.kc.Validate(); err != nil {
+		return err
 	}
 	if len(f.topicList) == 0 {
 		return errors.New("-dlq.topics: no dead-letter topic")
@@ -216,7 +218,7 @@ func (f *dlqFlags) parse(fs *flag.FlagSet, args []string, now time.Time) error {
 func (f *dlqFlags) readLetters(ctx context.Context) ([]letter, error) {
 	var out []letter
 	for _, t := range f.topicList {
-		err := kafkaio.ReadTopic(ctx, f.brokerList, t, func(m kafka.Message) error {
+		err := f.kc.ReadTopic(ctx, t, func(m kafka.Message) error {
 			if l := newLetter(m); f.filter.match(l) {
 				out = append(out, l)
 			}
@@ -350,7 +352,7 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	l, err := readLetter(ctx, f.brokerList, id)
+	l, err := readLetter(ctx, f.kc, id)
 	if err != nil {
 		return err
 	}
@@ -358,8 +360,8 @@ func dlqShow(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // readLetter reads the one dead letter at id.
-func readLetter(ctx context.Context, brokers []string, id letterID) (letter, error) {
-	ranges, err := kafkaio.Offsets(ctx, brokers, id.topic)
+func readLetter(ctx context.Context, kc kafkaio.Config, id letterID) (letter, error) {
+	ranges, err := kc.Offsets(ctx, id.topic)
 	if err != nil {
 		return letter{}, fmt.Errorf("dead letter %s: %w", id, err)
 	}
@@ -371,7 +373,7 @@ func readLetter(ctx context.Context, brokers []string, id letterID) (letter, err
 		return letter{}, fmt.Errorf("dead letter %s: no such offset (partition %d holds offsets %d to %d)", id, id.partition, r.First, r.End-1)
 	}
 	var found *kafka.Message
-	err = kafkaio.ReadRange(ctx, brokers, id.topic, id.partition, id.offset, id.offset+1, func(m kafka.Message) error {
+	err = kc.ReadRange(ctx, id.topic, id.partition, id.offset, id.offset+1, func(m kafka.Message) error {
 		if m.Offset == id.offset {
 			found = &m
 		}

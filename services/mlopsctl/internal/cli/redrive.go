@@ -65,7 +65,7 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 	var letters []letter
 	if len(ids) > 0 {
 		for _, id := range ids {
-			l, err := readLetter(ctx, f.brokerList, id)
+			l, err := readLetter(ctx, f.kc, id)
 			if err != nil {
 				return err
 			}
@@ -80,7 +80,8 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 
-	kc := kafkaio.Config{Brokers: f.brokerList, ClientID: "mlopsctl", BatchTimeout: time.Millisecond}
+	kc := f.kc
+	kc.BatchTimeout = time.Millisecond
 	done := map[string]bool{}
 	ledgers := map[string]bool{}
 	for _, l := range letters {
@@ -92,7 +93,7 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 				return fmt.Errorf("ensure redrive ledger: %w", err)
 			}
 		}
-		err := kafkaio.ReadTopic(ctx, f.brokerList, ledger, func(m kafka.Message) error {
+		err := kc.ReadTopic(ctx, ledger, func(m kafka.Message) error {
 			if m.Value != nil { // a tombstone would undo the entry
 				done[string(m.Key)] = true
 			}

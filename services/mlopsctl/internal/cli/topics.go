@@ -25,10 +25,10 @@ func topicsCmd(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	fs := flag.NewFlagSet("topics "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var kc kafkaio.Config
-	flagenv.StringsVar(fs, getenv, &kc.Brokers, "kafka.brokers", "KAFKA_BROKERS", []string{"127.0.0.1:9092"}, "Kafka bootstrap brokers, comma-separated")
-	flagenv.IntVar(fs, getenv, &kc.Partitions, "kafka.partitions", "KAFKA_PARTITIONS", kafkaio.DefaultPartitions, "partitions of the keyed (stream and dead-letter) topics")
-	flagenv.IntVar(fs, getenv, &kc.ReplicationFactor, "kafka.replication", "KAFKA_REPLICATION", 0, "replication factor of every topic (0: the broker's default)")
+	// The shared Kafka flags (brokers, -kafka.partitions, -kafka.replication, TLS, SASL),
+	// registered like the services' so the same values size the same topics.
+	kc := kafkaio.Config{ClientID: "mlopsctl", GroupID: "mlopsctl", Brokers: []string{"127.0.0.1:9092"}}
+	kc.RegisterFlags(fs, getenv)
 	prefix := fs.String("prefix", "", "prepend this to every topic name (a separate set of topics, e.g. for a test)")
 	timeout := flagenv.Duration(fs, getenv, "timeout", "MLOPSCTL_TIMEOUT", 60*time.Second, "deadline of the command")
 	switch args[0] {
@@ -55,7 +55,7 @@ func topicsCmd(ctx context.Context, args []string, getenv func(string) string, s
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if args[0] == "ensure" {
-		if err := kafkaio.EnsureTopics(ctx, kc.Brokers, specs); err != nil {
+		if err := kc.EnsureTopics(ctx, specs); err != nil {
 			return err
 		}
 	}
@@ -65,7 +65,7 @@ func topicsCmd(ctx context.Context, args []string, getenv func(string) string, s
 	for i, e := range kafkaio.Catalogue() {
 		s := specs[i]
 		have := "missing"
-		if parts, err := kafkaio.Partitions(ctx, kc.Brokers, s.Name); err == nil {
+		if parts, err := kc.PartitionIDs(ctx, s.Name); err == nil {
 			have = fmt.Sprint(len(parts))
 			if len(parts) < s.Partitions {
 				have += " (fewer)"
