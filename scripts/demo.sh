@@ -35,7 +35,7 @@ bootstrap_v1() {
   eval "$("$ROOT/scripts/stack.sh" env)"
   local grpc=127.0.0.1:50066 admin=127.0.0.1:8096
   KAFKA_BROKERS=${MLOPS_TEST_KAFKA_BROKERS:-127.0.0.1:9092} MLFLOW_URL=${MLOPS_TEST_MLFLOW_URL:-http://127.0.0.1:5000} \
-    LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-} "$BIN/trainer" -grpc.addr "$grpc" -admin.addr "$admin" \
+    LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-} MLOPS_DEV=1 "$BIN/trainer" -grpc.addr "$grpc" -admin.addr "$admin" \
     -model.fraud "$MODEL" -model.purchase "$PURCHASE_MODEL" \
     -data.source file -data.file "$data" -drift.consume=false -kafka.group trainer-demo-bootstrap \
     >"$dir/trainer-bootstrap.log" 2>&1 &

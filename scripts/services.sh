@@ -39,6 +39,8 @@ start() {
   export REDIS_ADDR=${MLOPS_TEST_REDIS_ADDR:-127.0.0.1:6379}
   export MLFLOW_URL=${MLOPS_TEST_MLFLOW_URL:-http://127.0.0.1:5000}
   export LIGHTGBM_LIB=${MLOPS_TEST_LIGHTGBM_LIB:-}
+  # Development mode: the trainer starts without an admin credential (docs/security.md).
+  export MLOPS_DEV=${MLOPS_DEV:-1}
   for row in "${SERVICES[@]}"; do
     read -r name admin grpc bin extra <<<"$row"
     bin=${bin:-$name}

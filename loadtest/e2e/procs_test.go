@@ -101,7 +101,9 @@ func (p *proc) launch(t *testing.T) {
 	}
 	p.done = make(chan error, 1)
 	p.cmd = exec.Command(p.bin, p.args...)
-	p.cmd.Env = append(os.Environ(), p.env...)
+	// Local test processes run in development mode (the trainer refuses to start without an
+	// admin credential otherwise); p.env comes later and may set a credential.
+	p.cmd.Env = append(append(os.Environ(), "MLOPS_DEV=1"), p.env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)

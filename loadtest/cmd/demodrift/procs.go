@@ -50,7 +50,8 @@ func (d *demo) start(ctx context.Context, name, binary string, grpc bool, args .
 	}
 	p.cmd = exec.Command(filepath.Join(d.o.bin, binary), args...)
 	p.cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+d.o.brokers, "ES_URL="+d.o.esURL, "REDIS_ADDR="+d.o.redisAddr,
-		"MLFLOW_URL="+d.o.mlflow, "LIGHTGBM_LIB="+d.o.lgbLib, "LOG_LEVEL=info")
+		"MLFLOW_URL="+d.o.mlflow, "LIGHTGBM_LIB="+d.o.lgbLib, "LOG_LEVEL=info",
+		"MLOPS_DEV=1") // the local demo's trainer runs without an admin credential
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		logf.Close()
