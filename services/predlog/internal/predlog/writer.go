@@ -103,7 +103,10 @@ func NewWriter(es *esbulk.Client, cfg WriterConfig, logger *slog.Logger, reg pro
 func (w *Writer) Config() WriterConfig { return w.cfg }
 
 // PutTemplates installs (or replaces) the index templates of the prediction indices and of
-// the pending-label index. It is idempotent.
+// the pending-label index, then brings the mappings of the indices that already exist up to
+// date (UpdateLiveMappings): a template applies only to indices created after it, so without
+// that a field added to the documents would be refused by the strict mapping of the current
+// month's index until the month rolls over. It is idempotent.
 func (w *Writer) PutTemplates(ctx context.Context) error {
 	pt, err := PredictionTemplate(w.cfg.IndexPrefix)
 	if err != nil {
@@ -116,7 +119,40 @@ func (w *Writer) PutTemplates(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.es.PutIndexTemplate(ctx, w.cfg.PendingIndex, lt)
+	if err := w.es.PutIndexTemplate(ctx, w.cfg.PendingIndex, lt); err != nil {
+		return err
+	}
+	return w.UpdateLiveMappings(ctx)
+}
+
+// UpdateLiveMappings puts the current mappings onto every existing prediction index
+// (prefix-*) and onto the pending-label index (PUT _mapping; no matching index is fine).
+// Additive changes (a new field, a new feature) apply at once. A change Elasticsearch cannot
+// apply in place (a field of another type) is an error naming the indices and Elasticsearch's
+// reason: such a change needs a new index (reindex), and the service must not start writing
+// documents the live index refuses.
+func (w *Writer) UpdateLiveMappings(ctx context.Context) error {
+	for _, u := range []struct {
+		indices  string
+		mappings map[string]any
+	}{
+		{w.cfg.IndexPrefix + "-*", Mappings()},
+		{w.cfg.PendingIndex, pendingMappings()},
+	} {
+		body, err := json.Marshal(u.mappings)
+		if err != nil {
+			return fmt.Errorf("encode mappings of %s: %w", u.indices, err)
+		}
+		path := "/" + u.indices + "/_mapping?allow_no_indices=true&ignore_unavailable=true"
+		if _, err := w.es.Do(ctx, http.MethodPut, path, body); err != nil {
+			var re *esbulk.RequestError
+			if errors.As(err, &re) && re.Status == http.StatusBadRequest {
+				return fmt.Errorf("update mappings of live indices %s: not an additive change, the indices need a reindex: %w", u.indices, err)
+			}
+			return fmt.Errorf("update mappings of live indices %s: %w", u.indices, err)
+		}
+	}
+	return nil
 }
 
 // Handler returns the batch handler for records of predictionsTopic (Prediction) and
