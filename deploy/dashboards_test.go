@@ -33,7 +33,8 @@ type panel struct {
 	Type    string  `json:"type"`
 	Panels  []panel `json:"panels"` // collapsed rows
 	Targets []struct {
-		Expr string `json:"expr"`
+		Expr         string `json:"expr"`
+		LegendFormat string `json:"legendFormat"`
 	} `json:"targets"`
 }
 
@@ -78,21 +79,14 @@ func metricNames(expr string) []string {
 }
 
 // TestDashboardsUseExportedMetrics: every metric a dashboard queries is one the services
-// export. The exported set comes from the services' Go sources (exportedMetrics: literal
-// Name fields of prometheus.*Opts, histograms adding _bucket, _sum and _count; the Go and
-// process collectors the registry adds; Prometheus's own up).
+// export, and every label it matches on, groups by or shows in a legend is one of that
+// metric's labels. The exported set comes from the services' Go sources (exportedMetrics:
+// literal Name fields of prometheus.*Opts and the label names after them, histograms adding
+// _bucket, _sum and _count; the Go and process collectors the registry adds; Prometheus's own
+// up; the target labels job, instance and service).
 func TestDashboardsUseExportedMetrics(t *testing.T) {
 	t.Parallel()
-	exported := exportedMetrics(t)
-	known := map[string]bool{"up": true}
-	for name, histogram := range exported {
-		known[name] = true
-		if histogram {
-			for _, s := range []string{"_bucket", "_sum", "_count"} {
-				known[name+s] = true
-			}
-		}
-	}
+	known := queryableSeries(exportedMetrics(t))
 	files, err := filepath.Glob(filepath.Join(dashboardsDir, "*.json"))
 	if err != nil || len(files) < 3 {
 		t.Fatalf("dashboards under %s: %v, %v; want pipeline, models and business", dashboardsDir, files, err)
@@ -115,7 +109,8 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 			t.Errorf("%s and %s share uid %q", prev, f, d.UID)
 		}
 		uids[d.UID] = f
-		var exprs []string
+		type query struct{ expr, legend string }
+		var exprs []query
 		var walk func([]panel)
 		queried := 0
 		walk = func(ps []panel) {
@@ -128,7 +123,7 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 					if strings.TrimSpace(tg.Expr) == "" {
 						t.Errorf("%s: panel %q has an empty query", f, p.Title)
 					}
-					exprs = append(exprs, tg.Expr)
+					exprs = append(exprs, query{tg.Expr, tg.LegendFormat})
 					queried++
 				}
 			}
@@ -144,22 +139,40 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 			if err := json.Unmarshal(v.Query, &q); err != nil {
 				t.Errorf("%s: variable %s: %v", f, v.Name, err)
 			}
-			// label_values(metric, label): the metric is the first argument.
+			// label_values(metric, label): a selector and one of its labels.
 			if m, ok := strings.CutPrefix(q.Query, "label_values("); ok {
-				exprs = append(exprs, strings.TrimSpace(strings.Split(m, ",")[0]))
+				metric, label, _ := strings.Cut(strings.TrimSuffix(m, ")"), ",")
+				exprs = append(exprs, query{strings.TrimSpace(metric), "{{" + strings.TrimSpace(label) + "}}"})
 			}
 		}
 		if queried == 0 {
 			t.Errorf("%s queries nothing", f)
 		}
-		for _, e := range exprs {
-			names := metricNames(e)
-			if len(names) == 0 && !strings.Contains(e, "time()") {
-				t.Errorf("%s: query %q selects no metric", f, e)
+		for _, q := range exprs {
+			names := metricNames(q.expr)
+			if len(names) == 0 {
+				t.Errorf("%s: query %q selects no metric", f, q.expr)
 			}
+			labels := map[string]bool{}
+			complete := true
 			for _, n := range names {
-				if !known[n] {
-					t.Errorf("%s: query %q uses %s, which no service exports", f, e, n)
+				s, ok := known[n]
+				if !ok {
+					t.Errorf("%s: query %q uses %s, which no service exports", f, q.expr, n)
+					complete = false
+					continue
+				}
+				complete = complete && s.labelsKnown
+				for _, l := range s.labels {
+					labels[l] = true
+				}
+			}
+			if !complete {
+				continue
+			}
+			for _, l := range append(labelNames(q.expr), legendLabels(q.legend)...) {
+				if !labels[l] {
+					t.Errorf("%s: query %q (legend %q) uses label %s, which none of %v has", f, q.expr, q.legend, l, names)
 				}
 			}
 		}
@@ -179,6 +192,64 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 			t.Errorf("no dashboard with uid %s", want)
 		}
 	}
+}
+
+// targetLabels are the labels Prometheus adds to every scraped series: job and instance, and
+// service (the local stack's static label, the ServiceMonitor's relabeling in Kubernetes).
+var targetLabels = []string{"job", "instance", "service"}
+
+// queryableSeries maps every series name a query can select (histograms add _bucket with le,
+// _sum and _count) to its labels, target labels included; up is Prometheus's own.
+func queryableSeries(exported map[string]metricInfo) map[string]metricInfo {
+	out := map[string]metricInfo{"up": {labels: targetLabels, labelsKnown: true}}
+	for name, m := range exported {
+		m.labels = append(slices.Clone(m.labels), targetLabels...)
+		out[name] = m
+		if m.histogram {
+			out[name+"_sum"], out[name+"_count"] = m, m
+			b := m
+			b.labels = append(slices.Clone(m.labels), "le")
+			out[name+"_bucket"] = b
+		}
+	}
+	return out
+}
+
+var (
+	promMatchers = regexp.MustCompile(`\{([^{}]*)\}`)
+	promMatcher  = regexp.MustCompile(`^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)`)
+	promLabelsIn = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^()]*)\)`)
+	legendLabel  = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+)
+
+// labelNames returns the label names an expression matches on or groups by.
+func labelNames(expr string) []string {
+	e := promString.ReplaceAllString(expr, `""`)
+	var out []string
+	for _, m := range promMatchers.FindAllStringSubmatch(e, -1) {
+		for _, part := range strings.Split(m[1], ",") {
+			if mm := promMatcher.FindStringSubmatch(part); mm != nil {
+				out = append(out, mm[1])
+			}
+		}
+	}
+	for _, m := range promLabelsIn.FindAllStringSubmatch(e, -1) {
+		for _, l := range strings.Split(m[1], ",") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// legendLabels returns the labels a legend format interpolates ({{label}}).
+func legendLabels(legend string) []string {
+	var out []string
+	for _, m := range legendLabel.FindAllStringSubmatch(legend, -1) {
+		out = append(out, m[1])
+	}
+	return out
 }
 
 // The name extraction itself, on the shapes the dashboards use.

@@ -114,41 +114,99 @@ func flagsOf(t *testing.T, binary string) flagSet {
 	return fsx
 }
 
-// exportedMetrics returns the metric families the services register, mapped to whether each
-// is a histogram. Every instrument in this code base is created from prometheus.*Opts with a
-// literal Name and no Namespace or Subsystem; the scan requires exactly that, so a new style
-// of definition fails the test instead of being missed.
-func exportedMetrics(t *testing.T) map[string]bool {
+// metricInfo is what the scan learns about one metric family.
+type metricInfo struct {
+	histogram bool
+	// labels are the variable label names; labelsKnown is false when the definition names
+	// them through identifiers the scan does not resolve.
+	labels      []string
+	labelsKnown bool
+}
+
+// exportedMetrics returns the metric families the services register. Every instrument in this
+// code base is created from prometheus.*Opts with a literal Name and no Namespace or
+// Subsystem, followed for a vector by []string{...} of its label names; the scan requires
+// exactly that, so a new style of definition fails the test instead of being missed.
+func exportedMetrics(t *testing.T) map[string]metricInfo {
 	t.Helper()
 	nameField := regexp.MustCompile(`(\w+)Opts\{\s*(?://[^\n]*\n\s*)*Name:\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"`)
-	out := map[string]bool{}
+	labelList := regexp.MustCompile(`^\s*,\s*\[\]string\{([^}]*)\}`)
+	quoted := regexp.MustCompile(`^"([a-zA-Z_][a-zA-Z0-9_]*)"$`)
+	out := map[string]metricInfo{}
 	for path, src := range goSources(t, servicesDir) {
 		for _, bad := range []string{"Namespace:", "Subsystem:", "BuildFQName("} {
 			if strings.Contains(src, bad) && strings.Contains(src, "prometheus") {
 				t.Fatalf("%s uses %s: the metric scan in deploy/sources_test.go only reads literal Name fields; extend it", path, bad)
 			}
 		}
-		for _, m := range nameField.FindAllStringSubmatch(src, -1) {
-			switch m[1] {
+		for _, loc := range nameField.FindAllStringSubmatchIndex(src, -1) {
+			kind, name := src[loc[2]:loc[3]], src[loc[4]:loc[5]]
+			info := metricInfo{labelsKnown: true}
+			switch kind {
 			case "Counter", "Gauge", "Summary", "Untyped":
-				out[m[2]] = false
 			case "Histogram":
-				out[m[2]] = true
+				info.histogram = true
+			default:
+				continue
 			}
+			// The label names follow the Opts literal: find its closing brace.
+			end := closingBrace(src, strings.Index(src[loc[0]:], "{")+loc[0])
+			if end < 0 {
+				t.Fatalf("%s: no end of the Opts literal of %s", path, name)
+			}
+			if m := labelList.FindStringSubmatch(src[end+1:]); m != nil {
+				for _, l := range strings.Split(m[1], ",") {
+					l = strings.TrimSpace(l)
+					if l == "" {
+						continue
+					}
+					if q := quoted.FindStringSubmatch(l); q != nil {
+						info.labels = append(info.labels, q[1])
+					} else {
+						info.labelsKnown = false
+					}
+				}
+			}
+			out[name] = info
 		}
 		if strings.Contains(src, "collectors.NewGoCollector()") {
-			out["go_goroutines"] = false
-			out["go_memstats_heap_inuse_bytes"] = false
-			out["go_gc_duration_seconds"] = false
+			for _, n := range []string{"go_goroutines", "go_memstats_heap_inuse_bytes", "go_gc_duration_seconds"} {
+				out[n] = metricInfo{labelsKnown: true}
+			}
 		}
 		if strings.Contains(src, "collectors.NewProcessCollector(") {
-			out["process_cpu_seconds_total"] = false
-			out["process_resident_memory_bytes"] = false
-			out["process_open_fds"] = false
+			for _, n := range []string{"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"} {
+				out[n] = metricInfo{labelsKnown: true}
+			}
 		}
 	}
 	if len(out) < 20 {
 		t.Fatalf("the scan found only %d metrics: %v", len(out), out)
 	}
 	return out
+}
+
+// closingBrace returns the index of the brace closing the one at open, skipping string
+// literals, or -1.
+func closingBrace(src string, open int) int {
+	depth := 0
+	for i := open; i < len(src); i++ {
+		switch src[i] {
+		case '"', '`':
+			q := src[i]
+			for i++; i < len(src) && src[i] != q; i++ {
+				if q == '"' && src[i] == '\\' {
+					i++
+				}
+			}
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return -1
 }
