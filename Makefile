@@ -115,6 +115,10 @@ bench-drift: ## driftstat vs Evidently's data-drift preset (PSI+KS+JS, 16 featur
 	  theirs=$$(echo "$$out" | awk '$$1 == "median" {print $$2}'); \
 	  awk -v o="$$ours" -v t="$$theirs" 'BEGIN {printf "median of 3: driftstat %.2f s, Evidently %.2f s, ratio %.0fx\n", o, t, t / o}'
 
+.PHONY: bench-peers
+bench-peers: up ## the platform vs real peers (MLServer, LightGBM's C API, Redis, kafka-go, Evidently) in one run: BENCHMARKS.md, loadtest/results/latest.json
+	$(ROOT)/scripts/bench-peers.sh
+
 .PHONY: docker
 docker: ## build one image per service (needs a Docker engine)
 	@for s in $(SERVICES); do docker build -f services/$$s/Dockerfile -t mlops/$$s:dev . ; done
