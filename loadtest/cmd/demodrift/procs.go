@@ -71,7 +71,7 @@ func (d *demo) start(ctx context.Context, name, binary string, grpc bool, args .
 		select {
 		case err := <-p.done:
 			p.done <- err
-			return nil, fmt.Errorf("%s exited before it was ready (%v); see %s", name, err, p.log)
+			return nil, fmt.Errorf("%s exited before it was ready (%w); see %s", name, err, p.log)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(200 * time.Millisecond):

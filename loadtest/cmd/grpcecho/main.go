@@ -56,8 +56,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string) er
 	select {
 	case <-ctx.Done():
 		srv.GracefulStop()
-		<-done
-		return nil
+		return <-done // nil after GracefulStop
 	case err := <-done:
 		return errors.Join(err, lis.Close())
 	}

@@ -149,11 +149,12 @@ func (lw lineWriter) write(key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %T: %w", v, err)
 	}
+	// A bufio.Writer's error is sticky: the last call reports any earlier one.
 	if lw.key {
-		lw.w.WriteString(key)
-		lw.w.WriteByte('\t')
+		_, _ = lw.w.WriteString(key)
+		_ = lw.w.WriteByte('\t')
 	}
-	lw.w.Write(b)
+	_, _ = lw.w.Write(b)
 	return lw.w.WriteByte('\n')
 }
 
