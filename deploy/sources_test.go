@@ -67,9 +67,44 @@ func goSources(t *testing.T, dir string) map[string]string {
 	return out
 }
 
-// flagsOf scans a binary's module and the platform module for flag definitions. The
-// platform's shared flags (kafkaio, telemetry, service base, TLS, ...) are accepted for every
-// binary: each service registers the ones it uses, and an unused one is at worst ignored.
+// platformImport matches an import of a platform package.
+var platformImport = regexp.MustCompile(`"github\.com/streaming-mlops/mlops/services/platform/([a-z0-9/]+)"`)
+
+// platformSources returns the sources of the platform packages the given sources import,
+// directly or through other platform packages.
+func platformSources(t *testing.T, srcs map[string]string) map[string]string {
+	t.Helper()
+	all := goSources(t, filepath.Join(servicesDir, "platform"))
+	byPkg := map[string]map[string]string{}
+	for path, src := range all {
+		pkg := filepath.ToSlash(filepath.Dir(strings.TrimPrefix(path, filepath.Join(servicesDir, "platform")+string(filepath.Separator))))
+		if byPkg[pkg] == nil {
+			byPkg[pkg] = map[string]string{}
+		}
+		byPkg[pkg][path] = src
+	}
+	out := map[string]string{}
+	seen := map[string]bool{}
+	var visit func(map[string]string)
+	visit = func(files map[string]string) {
+		for _, src := range files {
+			for _, m := range platformImport.FindAllStringSubmatch(src, -1) {
+				if seen[m[1]] {
+					continue
+				}
+				seen[m[1]] = true
+				for p, s := range byPkg[m[1]] {
+					out[p] = s
+				}
+				visit(byPkg[m[1]])
+			}
+		}
+	}
+	visit(srcs)
+	return out
+}
+
+// flagsOf scans a binary's module, and the platform packages it imports, for flag definitions.
 func flagsOf(t *testing.T, binary string) flagSet {
 	t.Helper()
 	fsx := flagSet{flags: map[string]bool{}, envs: map[string]bool{}}
@@ -85,7 +120,7 @@ func flagsOf(t *testing.T, binary string) flagSet {
 	}
 	own := goSources(t, filepath.Join(servicesDir, binary))
 	add(own)
-	add(goSources(t, filepath.Join(servicesDir, "platform")))
+	add(platformSources(t, own))
 	found := 0
 	for _, src := range own {
 		for _, m := range baseFlags.FindAllStringSubmatch(src, -1) {
