@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -41,12 +40,17 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	// GET / needs the rest-root module, which the jar-based local Elasticsearch lacks (405);
 	// _cluster/health answers everywhere.
-	rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second},
+	esClient, err := cfg.ESAuth.Client()
+	if err != nil {
+		return err
+	}
+	esClient.Timeout = 2 * time.Second
+	rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(esClient,
 		strings.TrimSuffix(cfg.ESURL, "/")+"/_cluster/health")))
 	rt.Logger.Info("configured", "kafka_brokers", cfg.Kafka.Brokers, "kafka_topics", cfg.Kafka.Topics, "kafka_group", cfg.Kafka.GroupID,
-		"es_url", cfg.ESURL, "es_timeout", cfg.ESTimeout, "es_dial_timeout", cfg.ESDialTimeout, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
+		"es_url", cfg.ESURL, "es_api_key_set", cfg.ESAuth.APIKey.IsSet(), "es_username", cfg.ESAuth.Username, "es_timeout", cfg.ESTimeout, "es_dial_timeout", cfg.ESDialTimeout, "index_prefix", cfg.Writer.IndexPrefix, "pending_index", cfg.Writer.PendingIndex,
 		"label_max_delay", cfg.Writer.LabelMaxDelay, "label_pending_max_age", cfg.Writer.PendingMaxAge)
-	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout, esbulk.WithDialTimeout(cfg.ESDialTimeout))
+	es, err := esbulk.New(cfg.ESURL, cfg.ESTimeout, esbulk.WithDialTimeout(cfg.ESDialTimeout), esbulk.WithAuth(cfg.ESAuth))
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,8 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v8"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
+
+	"github.com/streaming-mlops/mlops/services/platform/esauth"
 )
 
 // ErrUnavailable is wrapped by every error that means Elasticsearch could not be reached or
@@ -39,6 +41,13 @@ type Option func(*options)
 
 type options struct {
 	dialTimeout time.Duration
+	auth        esauth.Config
+}
+
+// WithAuth authenticates every request with the API key or basic-auth credentials of a and
+// verifies an https cluster with a's TLS settings.
+func WithAuth(a esauth.Config) Option {
+	return func(o *options) { o.auth = a }
 }
 
 // WithDialTimeout bounds connecting to Elasticsearch: the TCP connect and, for https, the
@@ -62,19 +71,23 @@ func New(url string, timeout time.Duration, opts ...Option) (*Client, error) {
 		opt(&o)
 	}
 	dialer := &net.Dialer{Timeout: o.dialTimeout, KeepAlive: 30 * time.Second}
+	transport, err := o.auth.Transport(&http.Transport{
+		// Without a dialer timeout a connect to a host that drops packets waits for the
+		// kernel (minutes), and an unanswered TLS handshake forever: the consumer loop's
+		// context has no deadline.
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   o.dialTimeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   8,
+		IdleConnTimeout:       90 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch client for %s: %w", url, err)
+	}
 	es, err := elasticsearch.NewClient(elasticsearch.Config{
 		Addresses:    []string{url},
 		DisableRetry: true,
-		Transport: &http.Transport{
-			// Without a dialer timeout a connect to a host that drops packets waits for the
-			// kernel (minutes), and an unanswered TLS handshake forever: the consumer loop's
-			// context has no deadline.
-			DialContext:           dialer.DialContext,
-			TLSHandshakeTimeout:   o.dialTimeout,
-			ResponseHeaderTimeout: timeout,
-			MaxIdleConnsPerHost:   8,
-			IdleConnTimeout:       90 * time.Second,
-		},
+		Transport:    transport,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("elasticsearch client for %s: %w", url, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/streaming-mlops/mlops/proto/topics"
+	"github.com/streaming-mlops/mlops/services/platform/esauth"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/service"
@@ -33,6 +34,9 @@ type Config struct {
 	// ESDialTimeout bounds connecting to Elasticsearch (TCP connect, TLS handshake)
 	// (-es.dial-timeout). Default: 5s.
 	ESDialTimeout time.Duration
+	// ESAuth authenticates to Elasticsearch (API key or basic auth) and verifies it (TLS):
+	// -es.api-key, -es.username, -es.password, -es.tls.* (docs/security.md).
+	ESAuth esauth.Config
 	// Writer says where documents go: index prefix (default predictions), pending-label
 	// index (default predlog-pending-labels), label max delay (default 4320h), pending-label
 	// max age (default 168h).
@@ -51,6 +55,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.LabelsTopic, "labels.topic", "LABELS_TOPIC", topics.Labels, "topic of Label records")
 	flagenv.StringVar(fs, getenv, &c.ESURL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL")
 	flagenv.DurationVar(fs, getenv, &c.ESTimeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
+	c.ESAuth.RegisterFlags(fs, getenv)
 	flagenv.DurationVar(fs, getenv, &c.ESDialTimeout, "es.dial-timeout", "ES_DIAL_TIMEOUT", esbulk.DefaultDialTimeout, "time limit of connecting to Elasticsearch (TCP connect, TLS handshake)")
 	flagenv.StringVar(fs, getenv, &c.Writer.IndexPrefix, "es.index-prefix", "ES_INDEX_PREFIX", "predictions", "prefix of the monthly prediction indices and name of their alias")
 	flagenv.StringVar(fs, getenv, &c.Writer.PendingIndex, "es.pending-index", "ES_PENDING_INDEX", "predlog-pending-labels", "index of labels waiting for their prediction")
@@ -70,6 +75,9 @@ func (c Config) Validate() error {
 	errs := []error{c.Base.Validate(), c.Kafka.ValidateConsumer()}
 	if u, err := url.Parse(c.ESURL); c.ESURL == "" || err != nil || u.Scheme == "" || u.Host == "" {
 		errs = append(errs, fmt.Errorf("elasticsearch URL %q: want scheme://host:port", c.ESURL))
+	}
+	if err := c.ESAuth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ESTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("elasticsearch timeout %v: must be positive", c.ESTimeout))
