@@ -2,7 +2,6 @@ package kafkaio
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -129,6 +128,6 @@ func errorLogger(logger *slog.Logger) kafka.Logger {
 		return nil
 	}
 	return kafka.LoggerFunc(func(format string, args ...any) {
-		logger.Warn("kafka client", "err", errors.New(fmt.Sprintf(format, args...)))
+		logger.Warn("kafka client", "err", fmt.Errorf(format, args...))
 	})
 }

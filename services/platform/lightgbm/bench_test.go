@@ -63,11 +63,6 @@ func benchBooster(b *testing.B, lib *Library, trees int) *Booster {
 	return bst
 }
 
-func benchRow(n int) []float64 {
-	m, _ := synthFraud(1, n, 5)
-	return m.Data
-}
-
 // benchRows are the rows the single-row benchmarks cycle through (the same for the binding
 // and the direct C loop), so the trees are walked along varied paths.
 func benchRows(cols int) Matrix {

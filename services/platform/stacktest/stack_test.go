@@ -30,7 +30,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // TestStackKafka: topics are created, records are produced and consumed through the shared
 // helper, a consumer stopped half-way resumes from its committed offsets with nothing lost,

@@ -35,7 +35,7 @@ func TestAdminEndpoints(t *testing.T) {
 	logger := telemetry.NewLogger(io.Discard, "info")
 	reg := telemetry.NewRegistry("test", "v0")
 	admin := telemetry.NewAdmin("127.0.0.1:0", reg, logger)
-	var dep error = errors.New("model not loaded")
+	dep := errors.New("model not loaded")
 	ready := make(chan error, 1)
 	ready <- dep
 	admin.AddReadyCheck("model", func(context.Context) error {

@@ -542,7 +542,7 @@ func (d *jsonDecoder) int32(field string) (int32, error) {
 	if special {
 		return 0, d.errAt(field, "want an integer, got a non-finite number")
 	}
-	if bytes.IndexAny(text, ".eE") < 0 {
+	if !bytes.ContainsAny(text, ".eE") {
 		n, err := strconv.ParseInt(string(text), 10, 32)
 		if err != nil {
 			return 0, d.errAt(field, "integer %s is out of range for int32", truncate(string(text)))
