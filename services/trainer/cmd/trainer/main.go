@@ -87,7 +87,12 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}, rt.Logger, rt.Registry)
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	if cfg.DataSource == trainer.DataSourceES {
-		rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health")))
+		esClient, err := cfg.ES.Auth.Client()
+		if err != nil {
+			return err
+		}
+		esClient.Timeout = 2 * time.Second
+		rt.Admin.AddReadyCheck("elasticsearch", service.Latch(service.HTTPCheck(esClient, strings.TrimRight(cfg.ES.URL, "/")+"/_cluster/health")))
 	}
 	rt.Admin.AddReadyCheck("mlflow", service.Latch(service.HTTPCheck(&http.Client{Timeout: 2 * time.Second}, strings.TrimRight(cfg.MLflowURL, "/")+"/health")))
 	gs, err := rt.GRPCServer(svc.Register)

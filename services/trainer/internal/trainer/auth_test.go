@@ -2,8 +2,12 @@ package trainer
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
+	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/grpcserve"
 	"github.com/streaming-mlops/mlops/services/platform/run"
@@ -171,4 +176,40 @@ func TestTrainerAuditsAuthenticatedCaller(t *testing.T) {
 			t.Errorf("dev mode: audited actor %q, code %v; want the request's %q", actor, code, "mallory")
 		}
 	})
+}
+
+// The trainer's Elasticsearch data source sends the configured basic-auth credentials (the
+// local stack's Elasticsearch has no security; a test server stands in for a secured one).
+func TestESSourceSendsCredentials(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"error":{"type":"test","reason":"stop here"},"status":400}`)
+	}))
+	t.Cleanup(srv.Close)
+	env := map[string]string{"MLOPS_DEV": "1", "ES_URL": srv.URL, "ES_USERNAME": "trainer", "ES_PASSWORD": "es-pw"}
+	cfg, err := ParseConfig(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := NewDataSource(cfg, quiet(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := ds.Load(ctx, DataQuery{Spec: featurespec.Fraud()}); err == nil {
+		t.Fatal("Load against a server answering 400 succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("trainer:es-pw"))
+	if len(got) == 0 || got[0] != want {
+		t.Errorf("Authorization headers = %q, want %q", got, want)
+	}
 }

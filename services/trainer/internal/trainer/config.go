@@ -177,6 +177,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.DataSource, "data.source", "DATA_SOURCE", DataSourceES, "training data source: es (logged predictions with joined labels in Elasticsearch) or file (dataset files, -data.file)")
 	flagenv.StringsVar(fs, getenv, &c.DataFiles, "data.file", "DATA_FILE", nil, "dataset files (comma-separated, one per use case), e.g. written by loadtest/cmd/simulate -dataset (data.source=file)")
 	flagenv.StringVar(fs, getenv, &c.ES.URL, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch base URL (data.source=es)")
+	c.ES.Auth.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.ES.Index, "es.index", "ES_INDEX", "predictions", "index or alias of the prediction documents (data.source=es)")
 	flagenv.DurationVar(fs, getenv, &c.ES.Timeout, "es.timeout", "ES_TIMEOUT", 30*time.Second, "time limit of one Elasticsearch request")
 	flagenv.IntVar(fs, getenv, &c.ES.PageSize, "es.page-size", "ES_PAGE_SIZE", 5000, "documents per Elasticsearch search page")

@@ -72,7 +72,11 @@ const (
 func NewDataSource(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (DataSource, error) {
 	switch cfg.DataSource {
 	case DataSourceES:
-		return NewESSource(cfg.ES, nil, logger, reg), nil
+		client, err := cfg.ES.Auth.Client() // credentials and TLS of the cluster
+		if err != nil {
+			return nil, err
+		}
+		return NewESSource(cfg.ES, client, logger, reg), nil
 	case DataSourceFile:
 		return FileSource{Paths: cfg.DataFiles}, nil
 	}

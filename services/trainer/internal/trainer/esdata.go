@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/streaming-mlops/mlops/services/platform/esauth"
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 )
 
@@ -40,6 +41,9 @@ type ESConfig struct {
 	MaxRows int
 	// PageSize is the number of documents per search request (at most 10000). Default: 5000.
 	PageSize int
+	// Auth authenticates to Elasticsearch (API key or basic auth) and verifies it (TLS):
+	// -es.api-key, -es.username, -es.password, -es.tls.* (docs/security.md).
+	Auth esauth.Config
 }
 
 // Validate reports every problem of c.
@@ -62,6 +66,9 @@ func (c ESConfig) Validate() error {
 	}
 	if c.MaxRows < c.MinRows {
 		errs = append(errs, fmt.Errorf("data max rows %d must be >= data min rows %d", c.MaxRows, c.MinRows))
+	}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PageSize <= 0 || c.PageSize > 10000 {
 		errs = append(errs, fmt.Errorf("elasticsearch page size %d must be in [1, 10000]", c.PageSize))
