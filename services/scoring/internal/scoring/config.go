@@ -53,6 +53,14 @@ type Config struct {
 	// DefaultThreshold is used when a model's manifest has no threshold (0)
 	// (-model.default-threshold). Default: 0.8.
 	DefaultThreshold float64
+	// PreviousSpecGrace is how long a champion replaced by a model of another feature spec
+	// keeps scoring the vectors of its spec still in flight (-model.previous-spec-grace).
+	// Default: 10m; 0 retires it at once.
+	PreviousSpecGrace time.Duration
+	// SpecHold is how long a stream vector of a spec no loaded model serves is held back
+	// (its partition retries it) before it goes to the DLQ with reason spec_mismatch
+	// (-model.spec-hold). Default: 2m.
+	SpecHold time.Duration
 	// ChallengerEnabled also loads the challenger alias and scores it in shadow
 	// (-challenger.enabled). Default: false.
 	ChallengerEnabled bool
@@ -123,6 +131,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.PollInterval, "model.poll-interval", "MODEL_POLL_INTERVAL", 30*time.Second, "how often the aliases are re-resolved besides model.events")
 	flagenv.DurationVar(fs, getenv, &c.LoadTimeout, "model.load-timeout", "MODEL_LOAD_TIMEOUT", time.Minute, "time limit of one model load")
 	flagenv.Float64Var(fs, getenv, &c.DefaultThreshold, "model.default-threshold", "MODEL_DEFAULT_THRESHOLD", 0.8, "decision threshold when the model manifest has none")
+	flagenv.DurationVar(fs, getenv, &c.PreviousSpecGrace, "model.previous-spec-grace", "MODEL_PREVIOUS_SPEC_GRACE", 10*time.Minute, "how long a champion replaced by a model of another spec scores the vectors of its spec")
+	flagenv.DurationVar(fs, getenv, &c.SpecHold, "model.spec-hold", "MODEL_SPEC_HOLD", 2*time.Minute, "how long a stream vector of a spec no loaded model serves is retried before the DLQ")
 	flagenv.BoolVar(fs, getenv, &c.ChallengerEnabled, "challenger.enabled", "CHALLENGER_ENABLED", false, "also load the challenger alias and score it in shadow")
 	flagenv.StringVar(fs, getenv, &c.LightGBMLib, "lightgbm.lib", "LIGHTGBM_LIB", "", "path of lib_lightgbm.so (default: found in the project virtualenv)")
 	flagenv.Float64Var(fs, getenv, &c.ExplainSampleRate, "explain.sample-rate", "EXPLAIN_SAMPLE_RATE", 0.01, "fraction of non-alert predictions explained (alerts always are)")
@@ -170,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("model poll interval %v: must be positive", c.PollInterval))
+	}
+	if c.PreviousSpecGrace < 0 || c.SpecHold < 0 {
+		errs = append(errs, fmt.Errorf("previous spec grace %v and spec hold %v: must not be negative", c.PreviousSpecGrace, c.SpecHold))
 	}
 	if c.LoadTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("model load timeout %v: must be positive", c.LoadTimeout))

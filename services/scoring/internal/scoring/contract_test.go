@@ -46,6 +46,7 @@ func runContract(t *testing.T, brokers []string) {
 		NewHandler: func(t testing.TB, env kafkaiotest.Env) kafkaio.BatchHandler {
 			cfg := testConfig(t)
 			cfg.PredictionsTopic = env.Topics["predictions"]
+			cfg.SpecHold = 0 // the invalid records (another spec version) go to the DLQ at once
 			s, _ := newTestServer(t, cfg, Deps{}, localModel(t, l, text, "1", 0.8))
 			return s.HandleFeatures
 		},

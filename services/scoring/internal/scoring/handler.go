@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
@@ -40,17 +41,26 @@ func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]ka
 			defer chall.release()
 		}
 	}
+	prev := s.previous.slot.acquire()
+	if prev != nil {
+		defer prev.release()
+	}
 	results := make([]kafkaio.Result, len(msgs))
 	// One buffer for every encoded prediction of the batch: each record's value is a
 	// sub-slice; when append moves the buffer, the earlier values keep the old array.
 	buf := make([]byte, 0, 512*len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		rec, nb, err := s.handleOne(champ, chall, m, buf)
+		rec, nb, err := s.handleOne(champ, prev, chall, m, buf)
 		buf = nb
 		if err != nil {
 			if !errors.Is(err, errOtherFamily) {
 				results[i].Err = err
+				if !kafkaio.IsPermanent(err) {
+					// The records behind a transient failure wait for it (the loop hands
+					// them back after a backoff).
+					return results[:i+1], nil
+				}
 			}
 			continue
 		}
@@ -59,7 +69,10 @@ func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]ka
 	return results, nil
 }
 
-func (s *Server) handleOne(champ, chall *Model, m *kafka.Message, buf []byte) (kafka.Message, []byte, error) {
+// errSpecHeld marks a vector held back because no loaded model serves its spec (yet).
+var errSpecHeld = errors.New("vector held back: no loaded model serves its spec yet")
+
+func (s *Server) handleOne(champ, prev, chall *Model, m *kafka.Message, buf []byte) (kafka.Message, []byte, error) {
 	start := s.sc.now()
 	if ct, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderContentType); ok && string(ct) != kafkaio.ContentTypeProtobuf {
 		s.m.rejected.WithLabelValues(topics.ReasonDecode).Inc()
@@ -85,17 +98,26 @@ func (s *Server) handleOne(champ, chall *Model, m *kafka.Message, buf []byte) (k
 			r.tracestate = string(ts)
 		}
 	}
-	p, err := s.sc.score(champ, chall, r)
+	p, err := s.sc.score(pick(champ, prev, fv), chall, r)
 	switch {
 	case errors.Is(err, ErrSpecMismatch):
+		if held := s.held.wait(m, s.sc.now(), s.cfg.SpecHold); held < s.cfg.SpecHold {
+			if held == 0 {
+				s.Reload() // the alias may have moved to a model of this spec already
+			}
+			s.m.specHeld.Inc()
+			return kafka.Message{}, buf, fmt.Errorf("transaction %q (held %v of %v): %w: %w", fv.GetTransactionId(), held.Round(time.Millisecond), s.cfg.SpecHold, errSpecHeld, err)
+		}
+		s.held.done(m)
 		s.m.rejected.WithLabelValues(topics.ReasonSpecMismatch).Inc()
-		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonSpecMismatch, fmt.Errorf("transaction %q: %w", fv.GetTransactionId(), err))
+		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonSpecMismatch, fmt.Errorf("transaction %q, held back %v without a model of its spec: %w", fv.GetTransactionId(), s.cfg.SpecHold, err))
 	case errors.Is(err, ErrInvalidFeatures):
 		s.m.rejected.WithLabelValues(topics.ReasonValidation).Inc()
 		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonValidation, fmt.Errorf("transaction %q: %w", fv.GetTransactionId(), err))
 	case err != nil:
 		return kafka.Message{}, buf, err // transient: LightGBM failing is not the record's fault
 	}
+	s.held.done(m)
 	if p.Explanation != nil {
 		s.m.explanations.WithLabelValues(pathStream).Inc()
 	}

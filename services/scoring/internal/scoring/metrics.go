@@ -36,6 +36,7 @@ type metrics struct {
 	syncLogSpilled   prometheus.Counter
 	syncLogReplayed  prometheus.Counter
 	explainInline    prometheus.Counter
+	specHeld         prometheus.Counter
 	rejected         *prometheus.CounterVec // reason
 	skipped          *prometheus.CounterVec // spec
 
@@ -100,6 +101,10 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 		syncLogReplayed: f.NewCounter(prometheus.CounterOpts{
 			Name: "mlops_scoring_sync_log_replayed_total",
 			Help: "Spilled sync predictions published to the predictions topic.",
+		}),
+		specHeld: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_scoring_spec_held_total",
+			Help: "Attempts to score a stream vector of a spec no loaded model serves, held back (retried) instead of dead-lettered, up to -model.spec-hold.",
 		}),
 		explainInline: f.NewCounter(prometheus.CounterOpts{
 			Name: "mlops_scoring_explain_inline_total",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,9 +42,22 @@ func (s *Server) Install(alias string, m *Model) {
 		m.Alias = alias
 		m.obs = s.m.forVersion(m.Version)
 	}
+	// A champion replaced by a model of another spec keeps scoring the vectors of its spec
+	// still in flight for the grace period (rollout.go): take its reference before the swap
+	// drops the slot's.
+	var keep *Model
+	if cur := sl.peek(); alias == modelstore.AliasChampion && m != nil && cur != nil &&
+		cur.Spec.Fingerprint() != m.Spec.Fingerprint() && s.cfg.PreviousSpecGrace > 0 && cur.tryAcquire() {
+		keep = cur
+	}
 	old := sl.swap(m)
 	if old != nil {
 		s.m.modelInfo.DeleteLabelValues(old.Name, old.Version, alias, old.Spec.Fingerprint())
+	}
+	if keep != nil {
+		s.previous.keep(keep, s.cfg.PreviousSpecGrace) // the previous slot owns the reference taken above
+		s.logger.Info("previous champion kept for vectors of its spec", "model", keep.Name, "model_version", keep.Version,
+			"spec", keep.Spec.Fingerprint(), "grace", s.cfg.PreviousSpecGrace)
 	}
 	if m == nil {
 		if old != nil {
@@ -80,6 +94,7 @@ func (s *Server) refresh(ctx context.Context, alias string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LoadTimeout)
 	defer cancel()
 	cur := s.slotOf(alias).peek()
+	want := s.cfg.Spec.Fingerprint()
 	if cur != nil {
 		mv, err := s.deps.Store.Client.GetVersionByAlias(ctx, s.cfg.ModelName, alias)
 		switch {
@@ -92,8 +107,15 @@ func (s *Server) refresh(ctx context.Context, alias string) error {
 			s.m.reloads.WithLabelValues(alias, "failed").Inc()
 			return fmt.Errorf("resolve alias %q of model %q (serving version %s): %w", alias, s.cfg.ModelName, cur.Version, err)
 		}
+		want = s.specOf(mv)
+	} else if s.followsFamily() {
+		// Best effort: when MLflow is down the Store falls back to the cache of the
+		// configured spec.
+		if mv, err := s.deps.Store.Client.GetVersionByAlias(ctx, s.cfg.ModelName, alias); err == nil {
+			want = s.specOf(mv)
+		}
 	}
-	l, err := s.deps.Store.LoadAlias(ctx, s.cfg.ModelName, alias, s.cfg.Spec.Fingerprint())
+	l, err := s.deps.Store.LoadAlias(ctx, s.cfg.ModelName, alias, want)
 	if err != nil {
 		if errors.Is(err, mlflow.ErrNotFound) && alias == modelstore.AliasChallenger {
 			return nil
@@ -113,6 +135,21 @@ func (s *Server) refresh(ctx context.Context, alias string) error {
 	}
 	s.Install(alias, m)
 	return nil
+}
+
+// followsFamily reports whether -model.spec names a family ("fraud"), whose new versions a
+// promotion may roll out, rather than one pinned version ("fraud-v1").
+func (s *Server) followsFamily() bool { return s.cfg.SpecName == s.cfg.Spec.Name }
+
+// specOf returns the spec fingerprint the served alias's version mv must have: the one it was
+// registered with when that is another version of the served family and the service follows
+// the family (a feature-spec rollout), else the configured spec's.
+func (s *Server) specOf(mv mlflow.ModelVersion) string {
+	fp := mv.Tags[modelstore.TagSpecFingerprint]
+	if s.followsFamily() && strings.HasPrefix(fp, s.cfg.Spec.Name+"-v") {
+		return fp
+	}
+	return s.cfg.Spec.Fingerprint()
 }
 
 // refreshAll refreshes every served alias and logs failures (the current models keep serving).

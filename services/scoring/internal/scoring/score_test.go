@@ -145,7 +145,9 @@ func TestHandleFeaturesRejects(t *testing.T) {
 	l := lib(t)
 	d := scoringtest.FraudData(t)
 	text := scoringtest.TrainModel(t, l, 20)
-	s, reg := newTestServer(t, testConfig(t), Deps{}, localModel(t, l, text, "1", 0.8))
+	cfg := testConfig(t)
+	cfg.SpecHold = 0 // a vector of another spec version goes to the DLQ at once (the hold: TestSpecRolloutHoldsBack)
+	s, reg := newTestServer(t, cfg, Deps{}, localModel(t, l, text, "1", 0.8))
 
 	enc := func(mut func(fv *eventsv1.FeatureVector)) []byte {
 		fv := vector(d, 1, "rej")

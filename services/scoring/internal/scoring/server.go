@@ -52,6 +52,8 @@ type Server struct {
 	sc     *scorer
 
 	champion, challenger slot
+	previous             previousModel // the champion of the previous spec, during a rollout
+	held                 holdBack      // stream records waiting for a model of their spec
 
 	reload  chan struct{} // wakes the reload loop (model.events)
 	log     *syncLog      // the sync prediction log (explanations, buffer, spill)
@@ -89,6 +91,7 @@ func (s *Server) Ready(context.Context) error {
 func (s *Server) Close() {
 	s.champion.swap(nil)
 	s.challenger.swap(nil)
+	s.previous.keep(nil, 0)
 }
 
 // Score scores one transaction; see ScoringService.Score. Errors: INVALID_ARGUMENT without
@@ -105,7 +108,11 @@ func (s *Server) Score(ctx context.Context, req *scoringv1.ScoreRequest) (*scori
 	if chall != nil {
 		defer chall.release()
 	}
-	return s.scoreOne(ctx, champ, chall, req)
+	if prev := s.previous.slot.acquire(); prev != nil {
+		defer prev.release()
+		return s.scoreOne(ctx, champ, prev, chall, req)
+	}
+	return s.scoreOne(ctx, champ, nil, chall, req)
 }
 
 // ScoreBatch scores each request in turn with the same model; the first failing request
@@ -120,9 +127,13 @@ func (s *Server) ScoreBatch(ctx context.Context, req *scoringv1.ScoreBatchReques
 	if chall != nil {
 		defer chall.release()
 	}
+	prev := s.previous.slot.acquire()
+	if prev != nil {
+		defer prev.release()
+	}
 	out := &scoringv1.ScoreBatchResponse{Responses: make([]*scoringv1.ScoreResponse, 0, len(req.GetRequests()))}
 	for i, r := range req.GetRequests() {
-		resp, err := s.scoreOne(ctx, champ, chall, r)
+		resp, err := s.scoreOne(ctx, champ, prev, chall, r)
 		if err != nil {
 			st := status.Convert(err)
 			return nil, status.Errorf(st.Code(), "request %d: %s", i, st.Message())
@@ -161,7 +172,9 @@ func (s *Server) acquireChallenger() *Model {
 	return s.challenger.acquire()
 }
 
-func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoringv1.ScoreRequest) (*scoringv1.ScoreResponse, error) {
+// scoreOne scores req with champ, or with prev (may be nil) when the vector is of the
+// previous champion's spec during a rollout.
+func (s *Server) scoreOne(ctx context.Context, champ, prev, chall *Model, req *scoringv1.ScoreRequest) (*scoringv1.ScoreResponse, error) {
 	start := s.sc.now()
 	fv := req.GetFeatures()
 	var featSec float64
@@ -186,9 +199,11 @@ func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoring
 	if fv.GetTransactionId() == "" && req.GetTransaction() != nil {
 		fv.TransactionId = req.GetTransaction().GetTransactionId()
 	}
-	p, err := s.sc.score(champ, chall, request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_SYNC, explain: req.GetExplain(), deferExplain: true, featuresSec: featSec})
+	m := pick(champ, prev, fv)
+	p, err := s.sc.score(m, chall, request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_SYNC, explain: req.GetExplain(), deferExplain: true, featuresSec: featSec})
 	switch {
 	case errors.Is(err, ErrSpecMismatch):
+		s.Reload() // the alias may have moved to a model of this spec already
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, ErrInvalidFeatures):
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -215,7 +230,7 @@ func (s *Server) scoreOne(ctx context.Context, champ, chall *Model, req *scoring
 		resp.Explanation = p.Explanation
 	}
 	if p.Explanation == nil && s.sc.owesExplanation(p) {
-		s.explainLater(champ, p) // off the request path; logs p once explained
+		s.explainLater(m, p) // off the request path; logs p once explained
 	} else {
 		s.logSync(p)
 	}

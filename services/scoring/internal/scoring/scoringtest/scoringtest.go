@@ -105,6 +105,12 @@ func UniqueModelName(prefix string) string {
 // fresh run of experiment "test-<model>" and registers it. It returns the version.
 func Publish(t testing.TB, c *mlflow.Client, model string, text []byte, threshold float64) string {
 	t.Helper()
+	return PublishSpec(t, c, model, text, threshold, featurespec.Fraud())
+}
+
+// PublishSpec is Publish for a model trained on spec.
+func PublishSpec(t testing.TB, c *mlflow.Client, model string, text []byte, threshold float64, spec featurespec.Spec) string {
+	t.Helper()
 	ctx := t.Context()
 	expID, err := c.EnsureExperiment(ctx, "test-"+model)
 	if err != nil {
@@ -115,7 +121,7 @@ func Publish(t testing.TB, c *mlflow.Client, model string, text []byte, threshol
 		t.Fatalf("create run: %v", err)
 	}
 	m, source, err := modelstore.Publish(ctx, c, run, modelstore.Bundle{
-		ModelName: model, ModelText: text, Spec: featurespec.Fraud(), Threshold: threshold, LightGBMVersion: "4.7.0",
+		ModelName: model, ModelText: text, Spec: spec, Threshold: threshold, LightGBMVersion: "4.7.0",
 	})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
@@ -133,8 +139,14 @@ func Publish(t testing.TB, c *mlflow.Client, model string, text []byte, threshol
 // Promote points alias of model at version.
 func Promote(t testing.TB, c *mlflow.Client, model, alias, version string) {
 	t.Helper()
+	PromoteSpec(t, c, model, alias, version, featurespec.Fraud())
+}
+
+// PromoteSpec is Promote for a version trained on spec.
+func PromoteSpec(t testing.TB, c *mlflow.Client, model, alias, version string, spec featurespec.Spec) {
+	t.Helper()
 	s := &modelstore.Store{Client: c}
-	if _, err := s.Promote(t.Context(), model, alias, version, featurespec.Fraud().Fingerprint()); err != nil {
+	if _, err := s.Promote(t.Context(), model, alias, version, spec.Fingerprint()); err != nil {
 		t.Fatalf("promote %s version %s to %s: %v", model, version, alias, err)
 	}
 }
