@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/esauth"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 )
 
@@ -53,6 +54,8 @@ type probe struct {
 	kind  string // tcp, http, or es (http plus the cluster health's status)
 	addr  string
 	state string
+	// client, when set, replaces the shared client (Elasticsearch's credentials and TLS).
+	client *http.Client
 }
 
 func status(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -60,6 +63,8 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.SetOutput(stderr)
 	kafka := flagenv.String(fs, getenv, "kafka.brokers", "KAFKA_BROKERS", "127.0.0.1:9092", "Kafka bootstrap broker")
 	es := flagenv.String(fs, getenv, "es.url", "ES_URL", "http://127.0.0.1:9200", "Elasticsearch URL")
+	var esAuth esauth.Config
+	esAuth.RegisterFlags(fs, getenv)
 	redis := flagenv.String(fs, getenv, "redis.addr", "REDIS_ADDR", "127.0.0.1:6379", "Redis address")
 	mlflow := flagenv.String(fs, getenv, "mlflow.url", "MLFLOW_URL", "http://127.0.0.1:5000", "MLflow URL")
 	prom := flagenv.String(fs, getenv, "prometheus.url", "PROMETHEUS_URL", "http://127.0.0.1:9090", "Prometheus URL")
@@ -79,11 +84,16 @@ func status(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := flagenv.Parse(fs, args); err != nil {
 		return err
 	}
+	esClient, err := esAuth.Client()
+	if err != nil {
+		return err
+	}
+	esClient.Timeout = *timeout
 	probes := []*probe{
 		{name: "kafka", kind: "tcp", addr: strings.Split(*kafka, ",")[0]},
 		// GET / needs Elasticsearch's rest-root module, which the jar-based local stack lacks
 		// (405 Method Not Allowed while healthy); _cluster/health answers everywhere.
-		{name: "elasticsearch", kind: "es", addr: strings.TrimRight(*es, "/") + "/_cluster/health"},
+		{name: "elasticsearch", kind: "es", addr: strings.TrimRight(*es, "/") + "/_cluster/health", client: esClient},
 		{name: "redis", kind: "tcp", addr: *redis},
 		{name: "mlflow", kind: "http", addr: strings.TrimRight(*mlflow, "/") + "/health"},
 		{name: "prometheus", kind: "http", addr: strings.TrimRight(*prom, "/") + "/-/ready"},
@@ -150,6 +160,9 @@ func check(ctx context.Context, client *http.Client, p *probe) string {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.addr, nil)
 		if err != nil {
 			return "bad address: " + err.Error()
+		}
+		if p.client != nil {
+			client = p.client
 		}
 		resp, err := client.Do(req)
 		if err != nil {

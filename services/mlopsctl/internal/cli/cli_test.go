@@ -111,3 +111,24 @@ func TestStatusElasticsearchHealth(t *testing.T) {
 		})
 	}
 }
+
+// status authenticates to a secured Elasticsearch with -es.api-key (ES_API_KEY); without it
+// the cluster answers 401 and status says so.
+func TestStatusElasticsearchAPIKey(t *testing.T) {
+	t.Parallel()
+	es := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "ApiKey c3RhdHVzOmtleQ==" {
+			http.Error(w, "missing authentication credentials", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"green"}`))
+	}))
+	defer es.Close()
+	for env, want := range map[string]string{"": "not ready: 401 Unauthorized", "c3RhdHVzOmtleQ==": "up"} {
+		_, state, _ := statusLines(t, nil, map[string]string{"ES_URL": es.URL, "ES_API_KEY": env})
+		if state["elasticsearch"] != want {
+			t.Errorf("ES_API_KEY=%q: elasticsearch state = %q, want %q", env, state["elasticsearch"], want)
+		}
+	}
+}
