@@ -232,8 +232,8 @@ kafka_secured() { [[ ${KAFKA_SECURITY:-plaintext} == sasl_ssl ]]; }
 
 healthy_kafka() {
   if kafka_secured; then
-    # kcat (librdkafka) fails SCRAM-SHA-512 against this broker while the Go client and
-    # Kafka's own clients pass, so a secured broker is healthy when its last start logged
+    # kcat (librdkafka) fails SCRAM-SHA-512 against this broker with credentials the Go client
+    # authenticates with, so a secured broker is healthy when its last start logged
     # "Kafka Server started" and its TLS listener completes a handshake with the CA.
     awk '/^==== .* starting:/ { ok = 0 } /Kafka Server started/ { ok = 1 } END { exit !ok }' \
       "$(logfile kafka)" 2>/dev/null &&
