@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/streaming-mlops/mlops/services/drift/internal/drift"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
@@ -43,6 +44,18 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer func() { err = errors.Join(err, producer.Close()) }()
+	// The topics drift writes (its consumer creates those it reads): drift events, and the
+	// partial window states in merged mode.
+	outputs := map[string]kafkaio.TopicRole{cfg.DriftTopic: kafkaio.RoleControl}
+	if cfg.Merge {
+		outputs[cfg.PartialsTopic] = kafkaio.RoleStream
+	}
+	topicsCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = cfg.Kafka.EnsureRoles(topicsCtx, outputs)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("ensure kafka topics: %w", err)
+	}
 	svc := drift.New(cfg, nil, rt.Logger, rt.Registry)
 	rt.Admin.AddReadyCheck("kafka", service.Latch(service.DialCheck(cfg.Kafka.Brokers...)))
 	rt.Admin.Handle("/drift", svc.ReportHandler())
