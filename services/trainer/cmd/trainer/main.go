@@ -67,7 +67,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer func() { err = errors.Join(err, producer.Close()) }()
-	audit := trainer.NewAuditLog(cfg.Kafka.Brokers, cfg.ModelEventsTopic, producer, cfg.AuditReadTimeout)
+	audit := trainer.NewAuditLog(cfg.Kafka, cfg.ModelEventsTopic, producer, cfg.AuditReadTimeout)
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := audit.Ensure(setupCtx); err != nil {

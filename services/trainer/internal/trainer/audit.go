@@ -25,29 +25,32 @@ import (
 //
 // An AuditLog is safe for concurrent use.
 type AuditLog struct {
-	brokers     []string
+	kafka       kafkaio.Config // brokers, TLS and SASL
 	topic       string
 	producer    *kafkaio.Producer
 	readTimeout time.Duration
 }
 
-// NewAuditLog returns the audit log on topic. It does no I/O; p is used to publish and is
-// not closed by the AuditLog.
-func NewAuditLog(brokers []string, topic string, p *kafkaio.Producer, readTimeout time.Duration) *AuditLog {
-	return &AuditLog{brokers: brokers, topic: topic, producer: p, readTimeout: readTimeout}
+// NewAuditLog returns the audit log on topic of the brokers of kc, reached with kc's TLS and
+// SASL settings. It does no I/O; p is used to publish and is not closed by the AuditLog.
+func NewAuditLog(kc kafkaio.Config, topic string, p *kafkaio.Producer, readTimeout time.Duration) *AuditLog {
+	return &AuditLog{kafka: kc, topic: topic, producer: p, readTimeout: readTimeout}
 }
 
 // Ensure creates the topic when missing (one partition: a total order of the registry's
 // changes) and sets its retention to forever when it exists already (e.g. auto-created
 // with the broker's default retention).
 func (a *AuditLog) Ensure(ctx context.Context) error {
-	kc := kafkaio.Config{Brokers: a.brokers}
-	if err := kc.EnsureRoles(ctx, map[string]kafkaio.TopicRole{a.topic: kafkaio.RoleAuditLog}); err != nil {
+	if err := a.kafka.EnsureRoles(ctx, map[string]kafkaio.TopicRole{a.topic: kafkaio.RoleAuditLog}); err != nil {
 		return fmt.Errorf("ensure audit topic: %w", err)
 	}
-	transport := &kafka.Transport{ClientID: "trainer-admin", DialTimeout: 10 * time.Second}
+	transport, err := a.kafka.Transport()
+	if err != nil {
+		return err
+	}
+	transport.ClientID = "trainer-admin"
 	defer transport.CloseIdleConnections()
-	client := &kafka.Client{Addr: kafka.TCP(a.brokers...), Timeout: 30 * time.Second, Transport: transport}
+	client := &kafka.Client{Addr: kafka.TCP(a.kafka.Brokers...), Timeout: 30 * time.Second, Transport: transport}
 	res := kafka.IncrementalAlterConfigsRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: a.topic}
 	configs := kafkaio.AuditLogConfigs()
 	for _, k := range []string{"cleanup.policy", "retention.bytes", "retention.ms"} {
@@ -83,13 +86,13 @@ func (a *AuditLog) Publish(ctx context.Context, ev *eventsv1.ModelEvent) error {
 func (a *AuditLog) Events(ctx context.Context, model string) ([]*eventsv1.ModelEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.readTimeout)
 	defer cancel()
-	ranges, err := kafkaio.Offsets(ctx, a.brokers, a.topic)
+	ranges, err := a.kafka.Offsets(ctx, a.topic)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	var out []*eventsv1.ModelEvent
 	for p, r := range ranges {
-		err := kafkaio.ReadRange(ctx, a.brokers, a.topic, p, r.First, r.End, func(m kafka.Message) error {
+		err := a.kafka.ReadRange(ctx, a.topic, p, r.First, r.End, func(m kafka.Message) error {
 			if model == "" || string(m.Key) == model {
 				ev := &eventsv1.ModelEvent{}
 				if proto.Unmarshal(m.Value, ev) == nil && ev.GetModelName() != "" {

@@ -263,7 +263,7 @@ func TestTrainerElasticsearchSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = producer.Close() })
-	audit := NewAuditLog(brokers, topics.ModelEvents, producer, 20*time.Second)
+	audit := NewAuditLog(kafkaio.Config{Brokers: brokers}, topics.ModelEvents, producer, 20*time.Second)
 	if err := audit.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,7 @@ func startTrainer(t *testing.T, simRows int) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = producer.Close() })
-	audit := NewAuditLog(brokers, topics.ModelEvents, producer, 20*time.Second)
+	audit := NewAuditLog(kafkaio.Config{Brokers: brokers}, topics.ModelEvents, producer, 20*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := audit.Ensure(ctx); err != nil {
