@@ -261,7 +261,7 @@ func (s *Server) MergeActor(logger *slog.Logger, reg prometheus.Registerer) run.
 	consumer := kafkaio.BatchConsumerActor(kc, s.HandlePartials, logger, reg)
 	return run.Actor{Name: "merge", Run: func(ctx context.Context) error {
 		for _, topic := range s.cfg.Kafka.Topics {
-			parts, err := kafkaio.EndOffsets(ctx, s.cfg.Kafka.Brokers, topic)
+			parts, err := s.cfg.Kafka.EndOffsets(ctx, topic)
 			if err != nil {
 				logger.Warn("source partitions unknown; learning them from partials", "topic", topic, "err", err)
 				continue
