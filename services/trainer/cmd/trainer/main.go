@@ -101,7 +101,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	actors := []run.Actor{gs.Actor()}
 	if cfg.ConsumeDrift {
-		if err := kafkaio.EnsureTopics(setupCtx, cfg.Kafka.Brokers, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
+		if err := cfg.Kafka.EnsureTopics(setupCtx, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
 			return err
 		}
 		actors = append(actors, kafkaio.ConsumerActor(cfg.Kafka, svc.HandleDrift, rt.Logger, rt.Registry))
