@@ -13,8 +13,9 @@
 #   4. writes the report (loadtest/peers/report.py).
 #
 # Everything talks to 127.0.0.1 only. Knobs (environment): BENCH_REPS (3), BENCH_DURATION (3s
-# per load run), BENCH_RAMP (loadgen -ramp steps), BENCH_DRIFT_RUNS (3), BENCH_OUT (a directory
-# that keeps the raw results; default: a temporary one).
+# per load run), BENCH_RAMP (loadgen -ramp steps), BENCH_DRIFT_RUNS (3 driftstat runs),
+# BENCH_EVIDENTLY_RUNS (1: a run takes minutes), BENCH_OUT (a directory that keeps the raw
+# results; default: a temporary one).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -54,7 +55,8 @@ echo "== platform vs peers (loadtest/e2e TestBenchPeers; log in $OUT/harness.log
 grep -E '^(--- |ok|PASS)' "$OUT/harness.log" || true
 
 echo "== driftstat vs Evidently (loadtest/peers/drift_bench.py)"
-"$ROOT/.venv/bin/python" loadtest/peers/drift_bench.py --root "$ROOT" --out "$OUT/drift.json" --runs "${BENCH_DRIFT_RUNS:-3}"
+"$ROOT/.venv/bin/python" loadtest/peers/drift_bench.py --root "$ROOT" --out "$OUT/drift.json" --runs "${BENCH_DRIFT_RUNS:-3}" \
+  --evidently-runs "${BENCH_EVIDENTLY_RUNS:-1}"
 
 echo "== machine and versions"
 {

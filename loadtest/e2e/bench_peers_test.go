@@ -68,11 +68,16 @@ func TestBenchPeers(t *testing.T) {
 	b.p = startBenchPipeline(t, ctx)
 	b.loadgenBin, b.echoBin = buildLoadtestBins(t)
 	b.prepareModelAndVectors(t, ctx)
-	b.syncScoring(t, ctx)
-	b.predictVsCAPI(t, ctx)
+	// The stream first, on a quiet pipeline; then the online features (on the state the stream
+	// left in Redis) and each service's peak memory. Predlog is stopped before the sync runs:
+	// indexing the predictions Score logs (thousands a second) would otherwise compete with
+	// Score for the two cores while it is measured; MLServer logs nothing.
 	b.stream(t, ctx)
 	b.featuresVsRedis(t, ctx)
 	b.services(t)
+	b.p.procs["predlog"].stop(t)
+	b.syncScoring(t, ctx)
+	b.predictVsCAPI(t, ctx)
 	b.rep.Seconds = time.Since(began).Seconds()
 	out, err := json.MarshalIndent(b.rep, "", "  ")
 	if err != nil {
@@ -97,6 +102,7 @@ type bench struct {
 	p                   *pipeline
 	rep                 report
 	loadgenBin, echoBin string
+	accounts            []string // accounts the stream published for, in publish order
 	modelDir, modelFile string
 	rowsCSV             string
 	threshold           float64
@@ -518,6 +524,9 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 		f["score_p99_ratio_vs_mlserver"+suffix] = ours.P99us / theirs.P99us
 		f["score_cpu_per_request_ratio_vs_mlserver"+suffix] = ours.CPUus / theirs.CPUus
 		f["score_best_rps"+suffix], f["mlserver_best_rps"+suffix] = ours.RPS, theirs.RPS
+	}
+	if rss, err := grpcload.ProcPeakRSSMiB(scoring.cmd.Process.Pid); err == nil {
+		f["peak_rss_mib_scoring_after_sync"] = rss
 	}
 	f["score_open_loop_p99_ratio_vs_mlserver"] = sr.Open["score"].P99us / sr.Open["mlserver"].P99us
 	f["score_open_loop_rate"] = sr.OpenRate

@@ -8,7 +8,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -242,7 +244,9 @@ func (b *bench) runRamp(t *testing.T, ctx context.Context, sr *streamReport) []s
 			}
 			continue
 		}
-		final = line
+		if strings.HasPrefix(line, `{"transactions"`) {
+			final = line
+		}
 	}
 	lgErr := lg.Wait()
 	var lgStats struct {
@@ -274,11 +278,14 @@ func (b *bench) runRamp(t *testing.T, ctx context.Context, sr *streamReport) []s
 	rctx, rcancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer rcancel()
 	if err := kafkaio.ReadTopic(rctx, []string{b.p.brokers}, b.p.tp.raw, func(m kafka.Message) error {
-		id, err := rawTxID(m)
+		id, acct, err := rawTx(m)
 		if err != nil {
 			return err
 		}
 		raw[id] = m.Time
+		if len(b.accounts) < 1000 {
+			b.accounts = append(b.accounts, acct)
+		}
 		rawTimes = append(rawTimes, m.Time)
 		return nil
 	}); err != nil {
@@ -298,6 +305,16 @@ func (b *bench) runRamp(t *testing.T, ctx context.Context, sr *streamReport) []s
 		t.Fatal(err)
 	}
 	slices.SortFunc(rawTimes, func(a, b time.Time) int { return a.Compare(b) })
+	if f, err := os.Create(filepath.Join(b.cfg.out, "stream-samples.csv")); err == nil {
+		fmt.Fprintln(f, "unix_ms,indexed")
+		for _, s := range samples {
+			fmt.Fprintf(f, "%d,%.0f\n", s.at.UnixMilli(), s.docs)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("stream: %d samples, loadgen published %d, %d raw records, %d stream predictions", len(samples), lgStats.Transactions, len(raw), len(pred))
 	// Indexed time of the k-th transaction (in publish order): when predlog's acknowledged
 	// count first reached k+1 (FIFO approximation, 50ms resolution).
 	indexedAt := func(k int) (time.Time, bool) {
@@ -391,23 +408,24 @@ func (b *bench) runRamp(t *testing.T, ctx context.Context, sr *streamReport) []s
 	return steps
 }
 
-// rawTxID reads the transaction id of a tx.raw record (JSON or protobuf).
-func rawTxID(m kafka.Message) (string, error) {
+// rawTx reads the transaction and account ids of a tx.raw record (JSON or protobuf).
+func rawTx(m kafka.Message) (id, account string, err error) {
 	ct, _ := kafkaio.HeaderValue(m.Headers, topics.HeaderContentType)
 	if string(ct) == topics.ContentTypeProtobuf {
 		var tx eventsv1.Transaction
 		if err := proto.Unmarshal(m.Value, &tx); err != nil {
-			return "", err
+			return "", "", err
 		}
-		return tx.GetTransactionId(), nil
+		return tx.GetTransactionId(), tx.GetAccountId(), nil
 	}
 	var tx struct {
-		ID string `json:"transaction_id"`
+		ID      string `json:"transaction_id"`
+		Account string `json:"account_id"`
 	}
 	if err := json.Unmarshal(m.Value, &tx); err != nil {
-		return "", fmt.Errorf("raw record at offset %d: %w", m.Offset, err)
+		return "", "", fmt.Errorf("raw record at offset %d: %w", m.Offset, err)
 	}
-	return tx.ID, nil
+	return tx.ID, tx.Account, nil
 }
 
 // kafkaHop measures one plain kafka-go produce->consume hop (acks=all, the services' linger and
@@ -522,10 +540,14 @@ func (b *bench) featuresVsRedis(t *testing.T, ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(b.accounts) == 0 {
+		t.Fatal("the stream published no transactions to probe the online features with")
+	}
 	var reqs [][]byte
 	var keys []string
 	for i := range 1000 {
 		tx, _ := s.Next()
+		tx.AccountID = b.accounts[i%len(b.accounts)] // an account the stream gave state
 		pb := tx.Proto()
 		pb.TransactionId, pb.EventId = fmt.Sprintf("probe-%d", i), fmt.Sprintf("probe-%d", i)
 		pb.EventTime = timestamppb.Now()

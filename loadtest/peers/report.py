@@ -258,6 +258,7 @@ def main():
     w("```")
     w("")
     w("Knobs: `BENCH_REPS` (3), `BENCH_DURATION` (3s per load run), `BENCH_RAMP` (loadgen -ramp steps), `BENCH_DRIFT_RUNS` (3), "
+      "`BENCH_EVIDENTLY_RUNS` (1), "
       "`BENCH_OUT` (keep the raw results: stack.json, drift.json, the harness log and the vectors). "
       "The load client alone: `loadtest/cmd/grpcload -addr HOST:PORT -protocol score|v2 -concurrency 1,8,32,128 [-rate R] -pid PID`.")
     with open(a.markdown, "w") as out:
