@@ -85,14 +85,15 @@ func TestDriftRetrainScenario(t *testing.T) {
 		"-model.fraud", model, "-topic.model-events", tp.modelEvents, "-topic.drift", driftTopic, "-kafka.topics", driftTopic,
 		"-data.source", "es", "-es.index", indexPrefix+"*", "-data.min-rows", "36000", "-data.min-positives", "600",
 		"-drift.pre-change", "240h", "-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window),
-		"-train.num-iterations", "300")...)
+		"-train.num-iterations", "300", "-shadow.predictions", "2000", "-shadow.min-labelled", "300", "-shadow.label-wait", "1m",
+		"-shadow.timeout", "6m", "-topic.predictions", tp.predictions, "-topic.labels", tp.labels)...)
 	start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
 		"-kafka.topics", tp.raw, "-ingest.validated-topic", tp.validated, "-ingest.max-age", "1200h")...)
 	features := start(t, "features", bins["features"], true, env, append(common("features"),
 		"-kafka.topics", tp.validated, "-features.topic", tp.features, "-redis.prefix", "e2e:"+id+":")...)
 	scoringArgs := func(predictions string) []string {
 		return append(common("scoring"), "-kafka.topics", tp.features, "-topic.predictions", predictions, "-topic.model-events", tp.modelEvents,
-			"-model.name", model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc, "-model.poll-interval", "5s")
+			"-model.name", model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc, "-model.poll-interval", "5s", "-challenger.enabled")
 	}
 	// During the bank's warm-up (account history the features service must see, like the
 	// training set's warm-up) scoring publishes to a side topic nobody monitors.
@@ -243,9 +244,15 @@ func TestDriftRetrainScenario(t *testing.T) {
 			}
 			t.Fatalf("no new champion 5 minutes after %d changed transactions; model history:\n%s\n%s\n%s", published, strings.Join(hist, "\n"), trainer.tail(), drift.tail())
 		}
-		if waitUntil.IsZero() {
-			publish(window, "after-change")
-			published += window
+		// A challenger in its shadow period needs live traffic to be judged on.
+		if shadowing := inShadow(ctx, tc, model); waitUntil.IsZero() || shadowing {
+			n := window
+			if shadowing {
+				n = 500
+				waitUntil = time.Now().Add(5 * time.Minute)
+			}
+			publish(n, "after-change")
+			published += n
 			want := sent
 			waitFor(t, ctx, 2*time.Minute, "the changed traffic scored", func() (bool, string) {
 				n := scored()
@@ -268,6 +275,9 @@ func TestDriftRetrainScenario(t *testing.T) {
 				if e.GetType() == eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED && e.GetToVersion() != v1.GetModelVersion() {
 					v2 = e.GetToVersion()
 					t.Logf("promoted version %s: %s", v2, e.GetReason())
+					if !strings.Contains(e.GetReason(), "shadow passed") {
+						t.Errorf("promotion reason %q: want the shadow period's verdict", e.GetReason())
+					}
 				}
 			}
 		}
@@ -459,4 +469,14 @@ func esAllDocs(t *testing.T, base, index, model string) []scoredDoc {
 			after = h.Sort
 		}
 	}
+}
+
+// inShadow reports whether a version of model is in its shadow period: the newest event on
+// the challenger alias set it.
+func inShadow(ctx context.Context, tc trainerv1.TrainerServiceClient, model string) bool {
+	h, err := tc.GetHistory(ctx, &trainerv1.GetHistoryRequest{ModelName: model, Alias: "challenger"})
+	if err != nil || len(h.GetEvents()) == 0 {
+		return false
+	}
+	return h.GetEvents()[0].GetType() == eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED
 }
