@@ -62,8 +62,10 @@ func simTraffic(t *testing.T, seed uint64, accounts, n int, topic string) (sim.C
 	return cfg, txs, msgs
 }
 
-// load publishes a fixed sequence of records in order at a steady rate, one batch per tick,
-// and waits for each batch's acknowledgement before the next: records are never reordered,
+// load publishes a fixed sequence of records in order at a steady rate, one batch per tick
+// (what is due since the last one, so a slow write does not lower the rate; at most a
+// second's worth at once), and waits for each batch's acknowledgement before the next:
+// records are never reordered,
 // and while the broker is away it retries the batch (a retry after a lost acknowledgement may
 // duplicate a record, which the pipeline must absorb). Pause stops the pace without losing
 // the position; PublishNow sends a burst synchronously while paused.
@@ -72,7 +74,7 @@ type load struct {
 	ctx     context.Context
 	brokers []string
 	msgs    []kafka.Message
-	perTick int
+	rate    float64 // records per second
 
 	mu     sync.Mutex // serialises writes and guards sent, paused
 	sent   int
@@ -92,7 +94,7 @@ func startLoad(t *testing.T, ctx context.Context, brokers string, msgs []kafka.M
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &load{t: t, ctx: ctx, brokers: []string{brokers}, msgs: msgs, perTick: max(1, perSecond*int(loadTick)/int(time.Second)),
+	l := &load{t: t, ctx: ctx, brokers: []string{brokers}, msgs: msgs, rate: float64(perSecond),
 		stop: make(chan struct{}), done: make(chan struct{}), prod: prod}
 	go l.run()
 	t.Cleanup(func() { l.Stop() })
@@ -103,21 +105,27 @@ func (l *load) run() {
 	defer close(l.done)
 	tick := time.NewTicker(loadTick)
 	defer tick.Stop()
+	last, due := time.Now(), 0.0
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-l.ctx.Done():
 			return
-		case <-tick.C:
+		case now := <-tick.C:
+			due = min(due+l.rate*now.Sub(last).Seconds(), l.rate)
+			last = now
 		}
 		l.mu.Lock()
-		if !l.paused {
-			if err := l.publish(l.perTick); err != nil {
+		if l.paused {
+			due = 0
+		} else if n := int(due); n > 0 {
+			if err := l.publish(n); err != nil {
 				l.mu.Unlock()
 				l.t.Errorf("load: %v", err)
 				return
 			}
+			due -= float64(n)
 		}
 		l.mu.Unlock()
 	}
@@ -407,9 +415,12 @@ type privateStack struct {
 	root, name, dir           string
 	env                       []string
 	brokers, esURL, redisAddr string
+	upDone                    chan struct{} // closed when upAsync's start has ended
 }
 
-func startPrivateStack(t *testing.T, name string) *privateStack {
+// newPrivateStack chooses the instance's ports and registers its removal; start it with
+// upAsync.
+func newPrivateStack(t *testing.T, name string) *privateStack {
 	t.Helper()
 	root := repoRoot(t)
 	port := func() string {
@@ -430,6 +441,9 @@ func startPrivateStack(t *testing.T, name string) *privateStack {
 	}
 	s.dir = filepath.Join(cache, "instances", name)
 	t.Cleanup(func() {
+		if s.upDone != nil {
+			<-s.upDone // a test that failed early: let its start finish, then stop it
+		}
 		s.ctl("down")
 		if !t.Failed() {
 			os.RemoveAll(s.dir)
@@ -437,21 +451,44 @@ func startPrivateStack(t *testing.T, name string) *privateStack {
 			t.Logf("private stack kept for inspection: %s (logs in run/<component>/log)", s.dir)
 		}
 	})
-	s.ctl("up", "kafka", "es", "redis")
 	return s
+}
+
+// upAsync starts components in the background; the returned function waits for them to be
+// healthy and fails the test if they are not.
+func (s *privateStack) upAsync(components ...string) (wait func()) {
+	done := make(chan error, 1)
+	s.upDone = make(chan struct{})
+	go func() {
+		defer close(s.upDone)
+		done <- s.run(append([]string{"up"}, components...)...)
+	}()
+	return func() {
+		s.t.Helper()
+		if err := <-done; err != nil {
+			s.t.Fatal(err)
+		}
+	}
 }
 
 // ctl runs scripts/stack.sh on the instance and fails the test if it fails.
 func (s *privateStack) ctl(args ...string) {
 	s.t.Helper()
+	if err := s.run(args...); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *privateStack) run(args ...string) error {
 	cmd := exec.Command(filepath.Join(s.root, "scripts", "stack.sh"), args...)
 	cmd.Env = append(os.Environ(), s.env...)
 	t0 := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		s.t.Fatalf("stack.sh %s (instance %s): %v\n%s", strings.Join(args, " "), s.name, err, out)
+		return fmt.Errorf("stack.sh %s (instance %s): %v\n%s", strings.Join(args, " "), s.name, err, out)
 	}
 	s.t.Logf("stack.sh %s: %v", strings.Join(args, " "), time.Since(t0).Round(100*time.Millisecond))
+	return nil
 }
 
 // prometheus is a private Prometheus scraping the test's services every second and

@@ -14,8 +14,9 @@ import (
 var streamServices = []string{"ingestion", "features", "scoring", "predlog"}
 
 // TestOutageRecovery runs the pipeline on a private stack instance under a steady load of
-// simulated transactions and takes its dependencies away one after the other: Elasticsearch
-// for 60 s, Redis for 30 s, then a restart of the Kafka broker. Afterwards every published
+// simulated transactions and takes its dependencies away one after the other, each once the
+// service that needs it keeps up with the load: Elasticsearch for 60 s, Redis for 30 s
+// (persistent, as a production Redis is), then a restart of the Kafka broker. Afterwards every published
 // transaction must be exactly one prediction document whose features equal the offline
 // computation; the consumer lag gauges on the services' /metrics must have risen during the
 // outages and drained to zero; and a private Prometheus, scraping the services every second
@@ -25,27 +26,29 @@ var streamServices = []string{"ingestion", "features", "scoring", "predlog"}
 // lag drained, and never fired ServiceDown (no service died or stopped answering).
 func TestOutageRecovery(t *testing.T) {
 	const (
-		rate      = 50 // transactions per second
+		rate      = 60 // transactions per second
 		esDown    = 60 * time.Second
 		redisDown = 30 * time.Second
 		lagAlert  = 1000 // KafkaConsumerLagHigh's threshold
 	)
+	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
 	stacktest.MLflowURL(t) // the model registry is the shared stack's; the rest is private
 	promBin := stacktest.Binary(t, "prometheus")
 	stacktest.Binary(t, "redis-server")
 
-	st := startPrivateStack(t, "e2e-outage")
+	st := newPrivateStack(t, "e2e-outage")
 	p := startPipelineWith(t, ctx, pipelineOpts{brokers: st.brokers, esURL: st.esURL, redisAddr: st.redisAddr,
-		partitions: 3, extra: []string{"-kafka.lag-interval", "1s"}})
+		partitions: 3, extra: []string{"-kafka.lag-interval", "1s"}, depsReady: st.upAsync("kafka", "es", "redis")})
+	t.Logf("pipeline ready after %v", time.Since(t0).Round(time.Second))
 	stream := map[string]*proc{}
 	for _, s := range streamServices {
 		stream[s] = p.procs[s]
 	}
 	prom := startPrometheus(t, promBin, stream)
 
-	cfg, txs, msgs := simTraffic(t, 11, 1500, 12000, p.tp.raw)
+	cfg, txs, msgs := simTraffic(t, 11, 3000, 16000, p.tp.raw)
 	search := p.indexPrefix + "*"
 	count := func() int {
 		c, _ := esCount(p.esURL, search, `{"query":{"match_all":{}}}`)
@@ -80,7 +83,23 @@ func TestOutageRecovery(t *testing.T) {
 		return c >= 5*rate, fmt.Sprintf("count=%d", c)
 	})
 
+	// quiet waits until svc keeps up with the load and has no lag alert pending, so that
+	// what the next outage raises is the outage's doing.
+	quiet := func(svc string) {
+		t.Helper()
+		waitFor(t, ctx, 3*time.Minute, svc+" to keep up with the load", func() (bool, string) {
+			lag := lagOf(svc)
+			for _, a := range prom.activeAlerts(t) {
+				if a.labels["service"] == svc {
+					return false, fmt.Sprintf("lag %.0f, alert %v", lag, a.labels)
+				}
+			}
+			return lag < 2*rate, fmt.Sprintf("lag %.0f", lag)
+		})
+	}
+
 	// Elasticsearch: 60 s away. predlog retries its bulk writes; its lag must grow.
+	quiet("predlog")
 	st.ctl("down", "es")
 	esFrom := time.Now()
 	predlogPeak := hold(esDown, "predlog")
@@ -89,6 +108,7 @@ func TestOutageRecovery(t *testing.T) {
 	t.Logf("Elasticsearch down %v (back after %v): predlog lag peaked at %.0f", esDown, esTo.Sub(esFrom).Round(time.Second), predlogPeak)
 
 	// Redis: 30 s away. features retries its state updates; its lag must grow.
+	quiet("features")
 	st.ctl("down", "redis")
 	redisFrom := time.Now()
 	featuresPeak := hold(redisDown, "features")

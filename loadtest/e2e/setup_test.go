@@ -36,6 +36,9 @@ type pipelineOpts struct {
 	partitions int
 	// extra flags for the four stream services (ingestion, features, scoring, predlog).
 	extra []string
+	// depsReady, when set, is called after the binaries are built and before anything talks
+	// to Kafka, Redis or Elasticsearch (a private stack still starting meanwhile).
+	depsReady func()
 }
 
 func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipeline {
@@ -54,11 +57,14 @@ func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipel
 	p.indexPrefix = "e2e-" + p.id + "-predictions"
 	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
 
+	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
+	if o.depsReady != nil {
+		o.depsReady()
+	}
 	if o.partitions > 0 {
 		kafkaiotest.CreateTopics(t, []string{p.brokers}, o.partitions,
 			p.tp.raw, p.tp.validated, p.tp.features, p.tp.predictions, p.tp.labels, p.tp.dlq)
 	}
-	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
 	env := []string{"KAFKA_BROKERS=" + p.brokers, "ES_URL=" + p.esURL, "REDIS_ADDR=" + redisAddr,
 		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
 
