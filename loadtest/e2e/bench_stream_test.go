@@ -686,9 +686,10 @@ func readHMGET(rd *bufio.Reader) (bool, error) {
 // services records each service's peak RSS and its CPU per 1,000 transactions at the knee.
 func (b *bench) services(t *testing.T) {
 	t.Helper()
+	// CPU at the knee, or at the lowest step when none was bounded.
 	var knee *streamStep
 	for i := range b.rep.Stream.Steps {
-		if s := &b.rep.Stream.Steps[i]; s.Rate == b.rep.Stream.KneeTxPerS {
+		if s := &b.rep.Stream.Steps[i]; s.Rate == b.rep.Stream.KneeTxPerS || (i == 0 && b.rep.Stream.KneeTxPerS == 0) {
 			knee = s
 		}
 	}
