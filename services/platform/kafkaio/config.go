@@ -151,7 +151,8 @@ func setIfZero[T comparable](p *T, def T) {
 
 // Validate reports every problem with the settings a producer uses (and the ones common to
 // producers and consumers), joined with errors.Join. Zero values are valid: they mean the
-// default. Consumers call ValidateConsumer instead.
+// default. Consumers call ValidateConsumer instead. It reads the TLS files the settings name,
+// so a missing or malformed certificate fails at startup, not at the first dial.
 func (c Config) Validate() error {
 	var errs []error
 	d := c.withDefaults()
