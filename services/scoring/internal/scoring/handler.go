@@ -92,12 +92,7 @@ func (s *Server) handleOne(champ, prev, chall *Model, m *kafka.Message, buf []by
 		return kafka.Message{}, buf, kafkaio.PermanentReason(topics.ReasonValidation, fmt.Errorf("feature vector at %s/%d/%d has no transaction id", m.Topic, m.Partition, m.Offset))
 	}
 	r := request{fv: fv, path: eventsv1.ScoringPath_SCORING_PATH_STREAM, featuresSec: s.sc.now().Sub(start).Seconds()}
-	if tp, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTraceparent); ok && kafkaio.ValidTraceparent(tp) {
-		r.traceparent = string(tp)
-		if ts, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderTracestate); ok {
-			r.tracestate = string(ts)
-		}
-	}
+	r.traceparent, r.tracestate = kafkaio.TraceContext(m.Headers)
 	p, err := s.sc.score(pick(champ, prev, fv), chall, r)
 	switch {
 	case errors.Is(err, ErrSpecMismatch):

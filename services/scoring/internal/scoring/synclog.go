@@ -110,7 +110,7 @@ func (s *Server) logSync(p *eventsv1.Prediction) {
 		s.logger.Error("sync prediction not logged: encode", "transaction_id", p.GetTransactionId(), "event_id", p.GetEventId(), "err", err)
 		return
 	}
-	rec := kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(p.TransactionId), b, kafkaio.ContentTypeProtobuf, traceHeaders(p.Trace))
+	rec := kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(p.TransactionId), b, kafkaio.ContentTypeProtobuf, kafkaio.TraceHeaders(p.GetTrace().GetTraceparent(), p.GetTrace().GetTracestate()))
 	s.log.mu.RLock()
 	if !s.log.logClosing {
 		select {
@@ -162,16 +162,6 @@ func (s *Server) openSpillLocked() (*spill, error) {
 	return sp, nil
 }
 
-func traceHeaders(tc *eventsv1.TraceContext) []kafka.Header {
-	if tc.GetTraceparent() == "" {
-		return nil
-	}
-	h := []kafka.Header{{Key: kafkaio.HeaderTraceparent, Value: []byte(tc.GetTraceparent())}}
-	if tc.GetTracestate() != "" {
-		h = append(h, kafka.Header{Key: kafkaio.HeaderTracestate, Value: []byte(tc.GetTracestate())})
-	}
-	return h
-}
 
 // SyncLogActor runs the sync prediction log: the explanation workers (-explain.workers) and
 // the publisher, which writes buffered predictions to the predictions topic in batches, each

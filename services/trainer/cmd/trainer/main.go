@@ -101,7 +101,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	actors := []run.Actor{gs.Actor()}
 	if cfg.ConsumeDrift {
-		if err := cfg.Kafka.EnsureTopics(setupCtx, []kafkaio.TopicSpec{{Name: cfg.DriftTopic}}); err != nil {
+		if err := cfg.Kafka.EnsureRoles(setupCtx, map[string]kafkaio.TopicRole{cfg.DriftTopic: kafkaio.RoleControl}); err != nil {
 			return err
 		}
 		actors = append(actors, kafkaio.ConsumerActor(cfg.Kafka, svc.HandleDrift, rt.Logger, rt.Registry))
