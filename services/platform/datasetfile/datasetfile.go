@@ -58,8 +58,10 @@ func Write(w io.Writer, rows *Rows) error {
 	if _, err := fmt.Fprintf(bw, "# featurespec %s %s\n", rows.Spec.ID(), rows.Spec.Fingerprint()); err != nil {
 		return fmt.Errorf("write dataset: %w", err)
 	}
-	bw.WriteString(strings.Join(append(append([]string(nil), fixed...), rows.Spec.Names()...), ","))
-	bw.WriteByte('\n')
+	// A bufio.Writer's error is sticky: the WriteByte checked at the end of each row reports
+	// any earlier failed write.
+	_, _ = bw.WriteString(strings.Join(append(append([]string(nil), fixed...), rows.Spec.Names()...), ","))
+	_ = bw.WriteByte('\n')
 	buf := make([]byte, 0, 64)
 	for i := range n {
 		buf = strconv.AppendInt(buf[:0], rows.EventTimes[i], 10)
@@ -67,11 +69,11 @@ func Write(w io.Writer, rows *Rows) error {
 		buf = strconv.AppendInt(buf, rows.LabelTimes[i], 10)
 		buf = append(buf, ',')
 		buf = strconv.AppendFloat(buf, rows.Y[i], 'g', -1, 64)
-		bw.Write(buf)
+		_, _ = bw.Write(buf)
 		for _, v := range rows.X[i*width : (i+1)*width] {
 			buf = append(buf[:0], ',')
 			buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
-			bw.Write(buf)
+			_, _ = bw.Write(buf)
 		}
 		if err := bw.WriteByte('\n'); err != nil {
 			return fmt.Errorf("write dataset: %w", err)

@@ -128,7 +128,7 @@ func (l *Library) NewDataset(m Matrix, labels []float64, opts DatasetOptions) (*
 
 func joinClose(err error, d *Dataset) error {
 	if cerr := d.Close(); cerr != nil {
-		return fmt.Errorf("%w (and close: %v)", err, cerr)
+		return fmt.Errorf("%w (and close: %w)", err, cerr)
 	}
 	return err
 }

@@ -183,7 +183,7 @@ func (c *Client) do(parent context.Context, r request) error {
 		if err := parent.Err(); err != nil {
 			// The caller gave up: report that, not a server problem (lastErr is not
 			// wrapped so that this never matches ErrUnavailable).
-			return fmt.Errorf("mlflow %s %s: %w (last error: %v)", r.method, r.path, err, lastErr)
+			return fmt.Errorf("mlflow %s %s: %w (last error: %v)", r.method, r.path, err, lastErr) //nolint:errorlint // lastErr must not match ErrUnavailable
 		}
 		if !IsUnavailable(lastErr) || attempt >= policy.Attempts || ctx.Err() != nil {
 			return lastErr
@@ -195,7 +195,7 @@ func (c *Client) do(parent context.Context, r request) error {
 		case <-ctx.Done():
 			t.Stop()
 			if err := parent.Err(); err != nil {
-				return fmt.Errorf("mlflow %s %s: %w (last error: %v)", r.method, r.path, err, lastErr)
+				return fmt.Errorf("mlflow %s %s: %w (last error: %v)", r.method, r.path, err, lastErr) //nolint:errorlint // lastErr must not match ErrUnavailable
 			}
 			return lastErr // per-call deadline: lastErr already says unavailable
 		case <-t.C:

@@ -208,7 +208,7 @@ func (s *Store) fallback(model, alias, version, wantSpec string, cause error) (L
 	l, err := s.readCache(model, version, wantSpec)
 	if err != nil {
 		if errors.Is(err, ErrIntegrity) || errors.Is(err, ErrSpecMismatch) {
-			return Loaded{}, fmt.Errorf("mlflow unavailable (%v) and the cached copy is unusable: %w", cause, err)
+			return Loaded{}, fmt.Errorf("mlflow unavailable (%v) and the cached copy is unusable: %w", cause, err) //nolint:errorlint // the cache problem is the error callers act on
 		}
 		return Loaded{}, fmt.Errorf("load model %q version %s: %w (%w: %w)", model, version, cause, ErrNoCache, err)
 	}
