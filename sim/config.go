@@ -62,6 +62,12 @@ func Patterns() []Pattern {
 type Config struct {
 	// Seed makes the stream reproducible: same Config, same stream.
 	Seed uint64
+	// StreamSeed, when not 0, seeds the transactions apart from the world: the same Seed
+	// gives the same bank (accounts, merchants, devices, fraudster devices) and a different
+	// StreamSeed other transactions of it, e.g. a month of history a model learns from and
+	// the later traffic it serves. With StreamSeed 0 the same Seed replays the same
+	// transactions whatever Start is (shifted in time).
+	StreamSeed uint64
 	// Start is the sim time at which the stream (after warm-up) begins.
 	// Default: 2026-01-01T00:00:00Z.
 	Start time.Time

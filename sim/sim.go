@@ -68,6 +68,10 @@ func New(cfg Config) (*Sim, error) {
 		weights:        cfg.PatternWeights,
 		idPrefix:       "tx-" + strconv.FormatUint(cfg.Seed, 36) + "-",
 	}
+	if cfg.StreamSeed != 0 {
+		s.rng = rand.New(rand.NewPCG(cfg.StreamSeed, cfg.StreamSeed^0x9e3779b97f4a7c15))
+		s.idPrefix = "tx-" + strconv.FormatUint(cfg.Seed, 36) + "." + strconv.FormatUint(cfg.StreamSeed, 36) + "-"
+	}
 	begin := cfg.Start.Add(-cfg.Warmup).UnixNano()
 	for i := range s.w.accounts {
 		s.push(item{at: s.nextLegit(&s.w.accounts[i], begin), kind: kindLegit, acct: int32(i)})

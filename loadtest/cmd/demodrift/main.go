@@ -131,6 +131,7 @@ func (d *demo) run(ctx context.Context) error {
 	cfg := sim.DefaultConfig()
 	cfg.Seed, cfg.Accounts, cfg.FraudRate, cfg.Warmup = o.seed, accounts, 0.02, 504*time.Hour
 	cfg.Start = liveStart.Add(-30 * 24 * time.Hour)
+	cfg.StreamSeed = o.seed + 1000 // the same bank, other transactions than the live ones
 	n.say("Act 1 — version 1 learns from last month: simulating 60,000 labelled payments")
 	hist, err := sim.FraudDataset(cfg, 60000)
 	if err != nil {
@@ -200,7 +201,7 @@ func (d *demo) run(ctx context.Context) error {
 	n.say("Services up: ingestion, features, scoring (challenger shadow on), predlog, drift, trainer")
 
 	// The live bank, with the change planned after the clean stretch.
-	cfg.Start = liveStart
+	cfg.Start, cfg.StreamSeed = liveStart, 0
 	cfg.LabelDelayMin, cfg.LabelDelayMax = 30*time.Minute, 6*time.Hour
 	d.cfg = cfg
 	change, err := changeTime(cfg)

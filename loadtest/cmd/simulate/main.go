@@ -64,6 +64,7 @@ func parse(args []string) (options, error) {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
 	fs.IntVar(&o.n, "n", 1000, "number of transactions (or sessions) to print")
 	seed := fs.Uint64("seed", 1, "random seed; same seed, same stream")
+	streamSeed := fs.Uint64("stream-seed", 0, "seed of the transactions apart from the world (same -seed: same bank, other transactions); 0: -seed")
 	fs.StringVar(&o.scenario, "scenario", "fraud", "fraud (transactions) or purchase (sessions)")
 	fs.BoolVar(&o.key, "key", false, `prefix every line with "<key>\t" for kcat -K'\t'`)
 	fs.StringVar(&o.labelsPath, "labels", "", `write labels as JSON lines to this file ("-" for stdout, interleaved in event-time order; empty: no labels)`)
@@ -108,7 +109,7 @@ func parse(args []string) (options, error) {
 	if o.n < 0 || o.rate < 0 {
 		return o, errors.New("-n and -rate must not be negative")
 	}
-	o.cfg = sim.Config{Seed: *seed, Start: start, Accounts: *accounts, FraudRate: *fraudRate, Warmup: *warmup,
+	o.cfg = sim.Config{Seed: *seed, StreamSeed: *streamSeed, Start: start, Accounts: *accounts, FraudRate: *fraudRate, Warmup: *warmup,
 		LabelDelayMin: *delayMin, LabelDelayMax: *delayMax}
 	o.sessions = sim.SessionConfig{Seed: *seed, Start: start, Customers: *accounts}
 	if *scenario != "" {
