@@ -67,7 +67,7 @@ def evidently_child(directory, runs):
         times.append(time.perf_counter() - start)
         if i == 0:
             for m in snap.dict()["metrics"]:
-                mm = pat.match(m.get("metric_id") or "")
+                mm = pat.match(m.get("metric_name") or m.get("metric_id") or "")
                 if mm:
                     values.setdefault(mm.group(1), {})[mm.group(2)] = float(m["value"])
     print(json.dumps({"times": times, "values": values}))
