@@ -162,7 +162,6 @@ func (s *Server) openSpillLocked() (*spill, error) {
 	return sp, nil
 }
 
-
 // SyncLogActor runs the sync prediction log: the explanation workers (-explain.workers) and
 // the publisher, which writes buffered predictions to the predictions topic in batches, each
 // attempt ending when the producer acknowledges or gives up. What cannot be published goes to the spill

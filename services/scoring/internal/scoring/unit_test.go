@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -158,9 +159,24 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("spec = %s", c.Spec.ID())
 			}
 		}},
+		{name: "sync log and rollout defaults", check: func(t *testing.T, c Config) {
+			if c.SpillDir != ".cache/scoring-spill" || c.SpillMaxBytes != 256<<20 || c.SyncLogRetryInterval != time.Second ||
+				c.ExplainWorkers != 1 || c.ExplainQueue != 1000 || c.PreviousSpecGrace != 10*time.Minute || c.SpecHold != 2*time.Minute {
+				t.Errorf("config = %+v", c)
+			}
+		}},
+		{name: "sync log and rollout from env", env: map[string]string{"SYNC_SPILL_DIR": "", "EXPLAIN_WORKERS": "2", "MODEL_SPEC_HOLD": "5s"},
+			args: []string{"-sync.spill-dir", ""},
+			check: func(t *testing.T, c Config) {
+				if c.SpillDir != "" || c.ExplainWorkers != 2 || c.SpecHold != 5*time.Second {
+					t.Errorf("config = %+v", c)
+				}
+			}},
 		{name: "every problem at once",
-			args:    []string{"-model.spec", "nope", "-explain.sample-rate", "2", "-explain.top-k", "0", "-model.poll-interval", "0s", "-mlflow.url", "ftp://x", "-features.timeout", "-1s"},
-			wantErr: []string{"unknown feature spec", "sample rate", "top-k", "poll interval", "mlflow url", "features timeout"}},
+			args: []string{"-model.spec", "nope", "-explain.sample-rate", "2", "-explain.top-k", "0", "-model.poll-interval", "0s", "-mlflow.url", "ftp://x", "-features.timeout", "-1s",
+				"-sync.spill-max-bytes", "10", "-explain.workers", "0", "-sync.log-retry-interval", "0s", "-model.spec-hold", "-1s"},
+			wantErr: []string{"unknown feature spec", "sample rate", "top-k", "poll interval", "mlflow url", "features timeout",
+				"spill max bytes", "explain workers", "retry interval", "spec hold"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
