@@ -155,7 +155,7 @@ func (s *Sim) fraudStep(ei int32, at int64) (tx txn, next int64, more bool) {
 	var amount float64
 	var mi int32
 	var gapLo, gapHi time.Duration
-	lat, lon := ep.lat, ep.lon
+	var lat, lon float64 // every case sets them
 	switch {
 	case ep.mimic:
 		// Amounts like the victim's, a little high; half at the victim's own merchants.

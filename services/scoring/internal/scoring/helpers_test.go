@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"sync"
 	"testing"
 	"time"
@@ -107,8 +106,6 @@ func runActor(t testing.TB, name string, fn func(ctx context.Context) error) {
 	})
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
-
-func closeEnough(a, b float64) bool { return a == b || math.Abs(a-b) <= 1e-12*math.Max(1, math.Abs(b)) }
 
 // waitExplained waits until every queued explanation job is done (benchmarks only: no Score
 // call may run concurrently).

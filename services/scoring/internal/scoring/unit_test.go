@@ -67,7 +67,7 @@ func TestSampled(t *testing.T) {
 				if sampled(id, tt.rate) {
 					n++
 				}
-				if sampled(id, tt.rate) != sampled(id, tt.rate) {
+				if first, again := sampled(id, tt.rate), sampled(id, tt.rate); first != again {
 					t.Fatalf("sampled(%q) is not deterministic", id)
 				}
 			}
@@ -103,7 +103,7 @@ func TestDerivedID(t *testing.T) {
 	if len(a) != 36 || a[14] != '8' || strings.Count(a, "-") != 4 {
 		t.Errorf("derivedID = %q, want a version-8 UUID", a)
 	}
-	if predictionID("", "3", 1) == predictionID("", "3", 1) {
+	if first, again := predictionID("", "3", 1), predictionID("", "3", 1); first == again {
 		t.Error("derivedID without event id should be random")
 	}
 }

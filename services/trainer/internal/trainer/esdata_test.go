@@ -237,7 +237,7 @@ func predictionDoc(spec featurespec.Spec, i int, labelled bool) fakeDoc {
 	return fakeDoc{id: fmt.Sprintf("tx-%04d", i), at: at, source: src}
 }
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestESSourceLoad(t *testing.T) {
 	t.Parallel()
