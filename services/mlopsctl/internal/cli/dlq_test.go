@@ -55,8 +55,8 @@ func TestDLQCommandErrors(t *testing.T) {
 
 // TestDLQRedriveIdempotent dead-letters records through a real consumer on the real broker,
 // lists, shows and redrives them with mlopsctl, and checks that redriving the same letters
-// again (and a wider selection overlapping them) puts each letter back on its source topic
-// exactly once.
+// again, a wider selection overlapping them, and letters left pending by interrupted runs
+// (written before the crash or not) puts each letter back on its source topic exactly once.
 func TestDLQRedriveIdempotent(t *testing.T) {
 	brokers := strings.Split(stacktest.KafkaBrokers(t), ",")
 	prefix := kafkaiotest.UniqueName("dlqtest")
@@ -76,10 +76,10 @@ func TestDLQRedriveIdempotent(t *testing.T) {
 		return out.String()
 	}
 
-	// Six transactions: four are rejected (three invalid, one undecodable), two pass.
+	// Eight transactions: six are rejected (three invalid, three undecodable), two pass.
 	values := map[string]string{
 		"a0": `{"transaction_id":"t0","amount":-1}`, "a1": `{"transaction_id":"t1","amount":-2}`,
-		"a2": `{"transaction_id":"t2","amount":-3}`, "a3": `not json`,
+		"a2": `{"transaction_id":"t2","amount":-3}`, "a3": `not json`, "a6": `[1]`, "a7": `{"amount":`,
 		"a4": `{"transaction_id":"t4","amount":4}`, "a5": `{"transaction_id":"t5","amount":5}`,
 	}
 	var msgs []kafka.Message
@@ -112,7 +112,7 @@ func TestDLQRedriveIdempotent(t *testing.T) {
 			t.Errorf("consumer: %v", err)
 		}
 	})
-	kafkaiotest.WaitFor(t, 60*time.Second, "all six records committed", func() (bool, error) {
+	kafkaiotest.WaitFor(t, 60*time.Second, "all eight records committed", func() (bool, error) {
 		committed, err := kafkaiotest.CommittedOffsets(context.Background(), brokers, cfg.GroupID, src)
 		if err != nil {
 			return false, err
@@ -121,7 +121,7 @@ func TestDLQRedriveIdempotent(t *testing.T) {
 		for _, o := range committed {
 			sum += max(o, 0)
 		}
-		return sum == 6, nil
+		return sum == 8, nil
 	})
 	stop()
 	wg.Wait()
@@ -135,15 +135,15 @@ func TestDLQRedriveIdempotent(t *testing.T) {
 		}
 		listed = append(listed, v)
 	}
-	if len(listed) != 4 {
-		t.Fatalf("list found %d letters, want 4: %v", len(listed), listed)
+	if len(listed) != 6 {
+		t.Fatalf("list found %d letters, want 6: %v", len(listed), listed)
 	}
 	for _, l := range listed {
 		if l["source_topic"] != src || l["service"] != "ingestion" {
 			t.Errorf("letter %v: want source topic %s, service ingestion", l, src)
 		}
 	}
-	if out := run("dlq", "list", "-dlq.topics", dlqTopic, "-reason", "decode"); strings.Count(out, dlqTopic+"/") != 1 || !strings.Contains(out, "a3") {
+	if out := run("dlq", "list", "-dlq.topics", dlqTopic, "-reason", "decode"); strings.Count(out, dlqTopic+"/") != 3 || !strings.Contains(out, "a3") {
 		t.Errorf("list -reason decode:\n%s", out)
 	}
 	if out := run("dlq", "list", "-dlq.topics", dlqTopic, "-service", "scoring"); strings.Contains(out, dlqTopic+"/") {
@@ -190,25 +190,45 @@ func TestDLQRedriveIdempotent(t *testing.T) {
 	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-reason", "validation"); !strings.Contains(out, "redriven 0, 3 already") {
 		t.Errorf("redrive -reason validation again: %s", out)
 	}
-	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all", "-dry-run"); !strings.Contains(out, "would redrive 1, 3 already") {
+	// Two interrupted runs, as a crash would leave them: one decode letter recorded as
+	// pending and written to the source topic, another recorded as pending only.
+	var decode []map[string]any
+	for _, l := range listed {
+		if l["reason"] == "decode" {
+			decode = append(decode, l)
+		}
+	}
+	ends, err := kafkaio.EndOffsets(context.Background(), brokers, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := json.Marshal(map[string]any{"state": "pending", "target": src, "ends": ends})
+	ledger := kafkaio.RedriveLedger(dlqTopic)
+	written := kafka.Message{Topic: src, Key: []byte(decode[0]["key"].(string)), Value: []byte(values[decode[0]["key"].(string)]),
+		Headers: []kafka.Header{{Key: cli.HeaderRedriveID, Value: []byte(decode[0]["id"].(string))}}}
+	kafkaiotest.Produce(t, brokers,
+		kafka.Message{Topic: ledger, Key: []byte(decode[0]["id"].(string)), Value: pending},
+		kafka.Message{Topic: ledger, Key: []byte(decode[1]["id"].(string)), Value: pending})
+	kafkaiotest.Produce(t, brokers, written)
+	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all", "-dry-run"); !strings.Contains(out, "would redrive 2, 4 already") {
 		t.Errorf("redrive -all -dry-run: %s", out)
 	}
-	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all"); !strings.Contains(out, "redriven 1, 3 already") {
+	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all"); !strings.Contains(out, "redriven 2, 4 already") {
 		t.Errorf("redrive -all: %s", out)
 	}
-	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all"); !strings.Contains(out, "redriven 0, 4 already") {
+	if out := run("dlq", "redrive", "-dlq.topics", dlqTopic, "-all"); !strings.Contains(out, "redriven 0, 6 already") {
 		t.Errorf("redrive -all again: %s", out)
 	}
 	ids := redriven()
-	if len(ids) != 4 {
-		t.Errorf("source topic has %d redriven letters, want 4: %v", len(ids), ids)
+	if len(ids) != 6 {
+		t.Errorf("source topic has %d redriven letters, want 6: %v", len(ids), ids)
 	}
 	for id, n := range ids {
 		if n != 1 {
 			t.Errorf("letter %s redriven %d times, want once", id, n)
 		}
 	}
-	if n := len(kafkaiotest.ReadTopic(t, brokers, src)); n != 10 {
-		t.Errorf("source topic holds %d records, want 6 originals + 4 redriven", n)
+	if n := len(kafkaiotest.ReadTopic(t, brokers, src)); n != 14 {
+		t.Errorf("source topic holds %d records, want 8 originals + 6 redriven", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,24 +16,36 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 )
 
-// redriveChunk is how many letters one redrive step writes before it records them in the
-// ledger: a crash can redrive at most this many letters a second time.
+// redriveChunk is how many letters one redrive step writes between its ledger records.
 const redriveChunk = 100
 
-// ledgerEntry is the value of a redrive ledger record (its key is the letter's id).
+// Ledger states.
+const (
+	// ledgerPending: the letter is about to be written to Target; Ends are Target's high
+	// watermarks just before, so a later run can look for it there.
+	ledgerPending = "pending"
+	// ledgerDone: the letter was written to Target and acknowledged.
+	ledgerDone = "done"
+)
+
+// ledgerEntry is the value of a redrive ledger record; its key is the letter's id and the
+// latest record of a key is its state.
 type ledgerEntry struct {
-	Target string    `json:"target"`
-	Time   time.Time `json:"time"`
+	State  string        `json:"state"`
+	Target string        `json:"target"`
+	Ends   map[int]int64 `json:"ends,omitempty"`
+	Time   time.Time     `json:"time"`
 }
 
 // dlqRedrive republishes the selected dead letters to the topics they were read from
 // (dlq-source-topic), with their original key, value and headers (without the dlq-* ones)
-// plus a redrive-id header naming the letter. Redriving is idempotent: every redriven letter
-// is recorded in the dead-letter topic's redrive ledger (kafkaio.RedriveLedger, a compacted
-// topic keyed by letter id), and letters already in the ledger are skipped. The ledger is
-// written after the redriven records are acknowledged, redriveChunk letters at a time; a
-// crash between the two writes can redrive those letters once more, which the consumers'
-// own deduplication by event id absorbs (docs/kafka.md).
+// plus a redrive-id header naming the letter, exactly once per letter however often it runs.
+// The dead-letter topic's redrive ledger (kafkaio.RedriveLedger: compacted, keyed by letter
+// id) records each letter as pending, with the target topic's end offsets, before it is
+// written, and as done after the write was acknowledged. Done letters are skipped. A pending
+// letter (a run that crashed between the two) is looked for in its target topic after the
+// recorded offsets by its redrive-id header: found, it is marked done; not found, it is
+// written. Two redrives of the same dead-letter topic must not run at the same time.
 func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dlq redrive", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -82,7 +95,7 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 
 	kc := f.kc
 	kc.BatchTimeout = time.Millisecond
-	done := map[string]bool{}
+	state := map[string]ledgerEntry{}
 	ledgers := map[string]bool{}
 	for _, l := range letters {
 		ledgers[kafkaio.RedriveLedger(l.id.topic)] = true
@@ -94,9 +107,12 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 			}
 		}
 		err := kc.ReadTopic(ctx, ledger, func(m kafka.Message) error {
-			if m.Value != nil { // a tombstone would undo the entry
-				done[string(m.Key)] = true
+			var e ledgerEntry
+			if m.Value == nil || json.Unmarshal(m.Value, &e) != nil {
+				delete(state, string(m.Key)) // a tombstone (or garbage) undoes the entry
+				return nil
 			}
+			state[string(m.Key)] = e
 			return nil
 		})
 		if err != nil && !(*dryRun && errors.Is(err, kafka.UnknownTopicOrPartition)) {
@@ -104,11 +120,35 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 
+	p, err := kafkaio.NewProducer(kc, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = p.Close() }() // closed below on success; Close is idempotent
+
+	// Letters left pending by an interrupted run: written or not?
+	found, err := findPending(ctx, kc, letters, state)
+	if err != nil {
+		return err
+	}
+	if !*dryRun && len(found) > 0 {
+		marks := make([]kafka.Message, 0, len(found))
+		for _, l := range found {
+			e := state[l.id.String()]
+			e.State, e.Ends, e.Time = ledgerDone, nil, time.Now().UTC()
+			state[l.id.String()] = e
+			marks = append(marks, ledgerRecord(l, e))
+		}
+		if err := p.WriteMessages(ctx, marks...); err != nil {
+			return fmt.Errorf("mark %d interrupted redrives done: %w", len(marks), err)
+		}
+	}
+
 	var todo []letter
 	skipped, unroutable := 0, 0
 	for _, l := range letters {
 		switch {
-		case done[l.id.String()]:
+		case state[l.id.String()].State == ledgerDone || slices.ContainsFunc(found, func(f letter) bool { return f.id == l.id }):
 			skipped++
 		case l.source.topic == "":
 			unroutable++
@@ -128,26 +168,11 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 		return nil
 	}
 
-	p, err := kafkaio.NewProducer(kc, nil, nil)
-	if err != nil {
-		return err
-	}
 	redriven := 0
 	for start := 0; start < len(todo); start += redriveChunk {
 		chunk := todo[start:min(start+redriveChunk, len(todo))]
-		out := make([]kafka.Message, 0, len(chunk))
-		marks := make([]kafka.Message, 0, len(chunk))
-		now := time.Now().UTC()
-		for _, l := range chunk {
-			out = append(out, redriveRecord(l))
-			v, _ := json.Marshal(ledgerEntry{Target: l.source.topic, Time: now})
-			marks = append(marks, kafka.Message{Topic: kafkaio.RedriveLedger(l.id.topic), Key: []byte(l.id.String()), Value: v})
-		}
-		if err := p.WriteMessages(ctx, out...); err != nil {
-			return errors.Join(fmt.Errorf("redrive (%d done before): %w", redriven, err), p.Close())
-		}
-		if err := p.WriteMessages(ctx, marks...); err != nil {
-			return errors.Join(fmt.Errorf("record %d redriven letters in the ledger (run again to finish; they may be redriven twice): %w", len(chunk), err), p.Close())
+		if err := redriveOnce(ctx, kc, p, chunk); err != nil {
+			return fmt.Errorf("redrive (%d done before; run again to finish): %w", redriven, err)
 		}
 		redriven += len(chunk)
 	}
@@ -156,6 +181,96 @@ func dlqRedrive(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	fmt.Fprintf(stdout, "redriven %d, %d already redriven, %d without a source topic\n", redriven, skipped, unroutable)
 	return nil
+}
+
+// redriveOnce writes chunk to the source topics between a pending and a done ledger record
+// per letter.
+func redriveOnce(ctx context.Context, kc kafkaio.Config, p *kafkaio.Producer, chunk []letter) error {
+	ends := map[string]map[int]int64{}
+	for _, l := range chunk {
+		if _, ok := ends[l.source.topic]; ok {
+			continue
+		}
+		e, err := kc.EndOffsets(ctx, l.source.topic)
+		if err != nil {
+			return fmt.Errorf("end offsets of %q: %w", l.source.topic, err)
+		}
+		ends[l.source.topic] = e
+	}
+	now := time.Now().UTC()
+	pending := make([]kafka.Message, 0, len(chunk))
+	out := make([]kafka.Message, 0, len(chunk))
+	done := make([]kafka.Message, 0, len(chunk))
+	for _, l := range chunk {
+		pending = append(pending, ledgerRecord(l, ledgerEntry{State: ledgerPending, Target: l.source.topic, Ends: ends[l.source.topic], Time: now}))
+		out = append(out, redriveRecord(l))
+		done = append(done, ledgerRecord(l, ledgerEntry{State: ledgerDone, Target: l.source.topic, Time: now}))
+	}
+	if err := p.WriteMessages(ctx, pending...); err != nil {
+		return fmt.Errorf("record %d letters as pending: %w", len(chunk), err)
+	}
+	if err := p.WriteMessages(ctx, out...); err != nil {
+		return fmt.Errorf("write %d letters: %w", len(chunk), err)
+	}
+	if err := p.WriteMessages(ctx, done...); err != nil {
+		return fmt.Errorf("record %d letters as done: %w", len(chunk), err)
+	}
+	return nil
+}
+
+// ledgerRecord is l's ledger record with value e.
+func ledgerRecord(l letter, e ledgerEntry) kafka.Message {
+	v, _ := json.Marshal(e) // strings, ints and a time: cannot fail
+	return kafka.Message{Topic: kafkaio.RedriveLedger(l.id.topic), Key: []byte(l.id.String()), Value: v}
+}
+
+// findPending returns the letters whose ledger state is pending and whose redriven record is
+// in the target topic after the offsets the pending entry recorded (looked up by its
+// redrive-id header on every partition: a letter without a key may be on any).
+func findPending(ctx context.Context, kc kafkaio.Config, letters []letter, state map[string]ledgerEntry) ([]letter, error) {
+	byTarget := map[string][]letter{}
+	for _, l := range letters {
+		if e, ok := state[l.id.String()]; ok && e.State == ledgerPending {
+			byTarget[e.Target] = append(byTarget[e.Target], l)
+		}
+	}
+	var found []letter
+	for target, ls := range byTarget {
+		from := map[int]int64{}
+		for _, l := range ls {
+			for part, off := range state[l.id.String()].Ends {
+				if cur, ok := from[part]; !ok || off < cur {
+					from[part] = off
+				}
+			}
+		}
+		ranges, err := kc.Offsets(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("look for interrupted redrives in %q: %w", target, err)
+		}
+		seen := map[string]bool{}
+		for part, r := range ranges {
+			start, ok := from[part]
+			if !ok {
+				start = r.First // a partition added since: read it all
+			}
+			err := kc.ReadRange(ctx, target, part, start, r.End, func(m kafka.Message) error {
+				if id, ok := kafkaio.HeaderValue(m.Headers, HeaderRedriveID); ok {
+					seen[string(id)] = true
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("look for interrupted redrives in %q: %w", target, err)
+			}
+		}
+		for _, l := range ls {
+			if seen[l.id.String()] {
+				found = append(found, l)
+			}
+		}
+	}
+	return found, nil
 }
 
 // redriveRecord is the record that puts l back on its source topic: the original key, value
