@@ -31,9 +31,10 @@ import (
 // simulator starts a new fraud pattern (bust-out) and amounts grow by half; the drift service
 // flags it within 2 windows; the trainer retrains exactly once, on the logged predictions
 // from the change on (waiting for their labels), and promotes the challenger only because the
-// bootstrap interval clears the margin; scoring swaps to it with no transaction lost; and on
-// the traffic after the swap the new champion ranks the changed traffic better than the old
-// champion did (the pre-drift AUC is logged next to it).
+// bootstrap interval clears the margin and the shadow period on live traffic holds; scoring
+// swaps to it with no transaction lost; and on the traffic after the swap the new champion
+// ranks the changed traffic better than the old champion did and its AUC is back within 0.02
+// of the pre-drift AUC (beyond the noise of the two measurements).
 // Simulated time is compressed: about two weeks of a 1200-account bank in a few minutes.
 func TestDriftRetrainScenario(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
@@ -62,10 +63,12 @@ func TestDriftRetrainScenario(t *testing.T) {
 	}
 
 	// Version 1 learnt from the same bank's history (the simulator's world comes from its seed:
-	// the same customers, merchants and devices) in the month before the monitored period:
-	// ~17 sim days, so its reference profile's alarms see the bank's own day-to-day variation.
+	// the same customers, merchants and devices; another stream seed, so other transactions —
+	// with the same stream seed the month before would replay the monitored traffic, and the
+	// pre-drift AUC would be in-sample) in the month before the monitored period: ~17 sim days,
+	// so its reference profile's alarms see the bank's own day-to-day variation.
 	liveStart := time.Now().Add(-14 * 24 * time.Hour).Truncate(time.Second)
-	v1File := datasetfiletest.Simulate(t, "-n", "60000", "-accounts", fmt.Sprint(accounts), "-warmup", "504h", "-seed", "101",
+	v1File := datasetfiletest.Simulate(t, "-n", "60000", "-accounts", fmt.Sprint(accounts), "-warmup", "504h", "-seed", "101", "-stream-seed", "1101",
 		"-fraud-rate", "0.02", "-start", liveStart.Add(-30*24*time.Hour).Format(time.RFC3339))
 	boot := start(t, "trainer-bootstrap", bins["trainer"], true, env, "-model.fraud", model, "-topic.model-events", tp.modelEvents,
 		"-drift.consume=false", "-data.source", "file", "-data.file", v1File, "-drift.window", fmt.Sprint(window),
@@ -375,10 +378,16 @@ func TestDriftRetrainScenario(t *testing.T) {
 		t.Errorf("on the changed traffic the retrained champion's AUC is %.4f (%d rows), want above the old champion's %.4f",
 			aucAfter, len(after.scores), aucChanged)
 	}
-	// The bar is recovery to within 0.02 of the pre-drift AUC. With the old champion
-	// trained on this bank's own history the pre-drift AUC is near 1 and the new fraud pattern
-	// is harder in absolute terms; the gap is logged, not asserted (see the note).
-	t.Logf("recovery: %.4f after the swap vs %.4f before the change (gap %.4f)", aucAfter, aucBefore, aucBefore-aucAfter)
+	// Recovery: back within 0.02 of the pre-drift AUC. Both are measured on ~10,000 labelled
+	// rows with a few hundred frauds, so each carries a standard error near 0.007 (Hanley and
+	// McNeil); the test fails when the gap exceeds 0.02 by more than that noise explains
+	// (one-sided, 95%), and logs the point estimate.
+	gap := aucBefore - aucAfter
+	se := math.Hypot(aucSE(aucBefore, before.labels), aucSE(aucAfter, after.labels))
+	if gap > 0.02+1.645*se {
+		t.Errorf("AUC after the swap %.4f is %.4f below the pre-drift %.4f: more than 0.02 + 1.645 x SE %.4f", aucAfter, gap, aucBefore, se)
+	}
+	t.Logf("recovery: %.4f after the swap vs %.4f before the change (gap %.4f, standard error of the gap %.4f)", aucAfter, aucBefore, gap, se)
 }
 
 // readDriftEvents reads every drift event published so far.
@@ -469,6 +478,23 @@ func esAllDocs(t *testing.T, base, index, model string) []scoredDoc {
 			after = h.Sort
 		}
 	}
+}
+
+// aucSE is the Hanley–McNeil standard error of an AUC a measured on labels.
+func aucSE(a float64, labels []bool) float64 {
+	var pos, neg float64
+	for _, l := range labels {
+		if l {
+			pos++
+		} else {
+			neg++
+		}
+	}
+	if pos == 0 || neg == 0 {
+		return math.Inf(1)
+	}
+	q1, q2 := a/(2-a), 2*a*a/(1+a)
+	return math.Sqrt((a*(1-a) + (pos-1)*(q1-a*a) + (neg-1)*(q2-a*a)) / (pos * neg))
 }
 
 // inShadow reports whether a version of model is in its shadow period: the newest event on
