@@ -349,4 +349,3 @@ func meanOf(xs []float64) float64 {
 	}
 	return s / float64(len(xs))
 }
-
