@@ -58,13 +58,13 @@ func TestBenchPeers(t *testing.T) {
 	if mlserverBin == "" {
 		t.Fatal("MLOPS_BENCH_MLSERVER must name the mlserver executable of the peers' virtualenv")
 	}
-	cfg := benchConfig{reps: envInt("MLOPS_BENCH_REPS", 3), dur: envDur("MLOPS_BENCH_DURATION", 3*time.Second),
-		ramp:  envStr("MLOPS_BENCH_RAMP", "250/10s,500/10s,1000/10s,2000/10s,4000/10s,8000/10s,12000/10s,16000/10s"),
+	cfg := benchConfig{reps: benchEnvInt("MLOPS_BENCH_REPS", 3), dur: benchEnvDur("MLOPS_BENCH_DURATION", 3*time.Second),
+		ramp:  benchEnvStr("MLOPS_BENCH_RAMP", "250/10s,500/10s,1000/10s,2000/10s,4000/10s,8000/10s,12000/10s,16000/10s"),
 		concs: []int{1, 8, 32, 128}, mlserver: mlserverBin, out: outDir}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	began := time.Now()
-	b := &bench{cfg: cfg, rep: report{Started: began.UTC().Format(time.RFC3339), Fields: map[string]float64{}}}
+	b := &bench{cfg: cfg, rep: benchReport{Started: began.UTC().Format(time.RFC3339), Fields: map[string]float64{}}}
 	b.p = startBenchPipeline(t, ctx)
 	b.loadgenBin, b.echoBin = buildLoadtestBins(t)
 	b.prepareModelAndVectors(t, ctx)
@@ -100,7 +100,7 @@ type benchConfig struct {
 type bench struct {
 	cfg                 benchConfig
 	p                   *pipeline
-	rep                 report
+	rep                 benchReport
 	loadgenBin, echoBin string
 	accounts            []string // accounts the stream published for, in publish order
 	modelDir, modelFile string
@@ -111,21 +111,21 @@ type bench struct {
 
 // report is stack.json: Fields are the flat numbers of latest.json, the rest the detail
 // BENCHMARKS.md is written from.
-type report struct {
+type benchReport struct {
 	Started  string             `json:"started"`
 	Seconds  float64            `json:"seconds"`
 	Fields   map[string]float64 `json:"fields"`
 	Model    map[string]any     `json:"model"`
 	Sync     *syncReport        `json:"sync"`
 	Predict  map[string]float64 `json:"predict"`
-	Features []cmpRow           `json:"features"`
+	Features []featuresRow      `json:"features"`
 	Stream   *streamReport      `json:"stream"`
 	Services []serviceRow       `json:"services"`
 	Notes    []string           `json:"notes"`
 }
 
-// summary is the median over repetitions of one server at one setting.
-type summary struct {
+// loadSummary is the median over repetitions of one server at one setting.
+type loadSummary struct {
 	RPS      float64 `json:"rps"`
 	P50us    float64 `json:"p50_us"`
 	P99us    float64 `json:"p99_us"`
@@ -135,15 +135,15 @@ type summary struct {
 	Runs     []grpcload.Result
 }
 
-func summarize(rs []grpcload.Result) summary {
+func summarize(rs []grpcload.Result) loadSummary {
 	med := func(f func(grpcload.Result) float64) float64 {
 		v := make([]float64, len(rs))
 		for i, r := range rs {
 			v[i] = f(r)
 		}
-		return median(v)
+		return benchMedian(v)
 	}
-	s := summary{Runs: rs,
+	s := loadSummary{Runs: rs,
 		RPS:   med(func(r grpcload.Result) float64 { return r.RPS }),
 		P50us: med(func(r grpcload.Result) float64 { return r.P50us }),
 		P99us: med(func(r grpcload.Result) float64 { return r.P99us }),
@@ -160,7 +160,7 @@ func summarize(rs []grpcload.Result) summary {
 	return s
 }
 
-func median(v []float64) float64 {
+func benchMedian(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
 	}
@@ -172,21 +172,21 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func envInt(k string, d int) int {
+func benchEnvInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
 		return v
 	}
 	return d
 }
 
-func envDur(k string, d time.Duration) time.Duration {
+func benchEnvDur(k string, d time.Duration) time.Duration {
 	if v, err := time.ParseDuration(os.Getenv(k)); err == nil && v > 0 {
 		return v
 	}
 	return d
 }
 
-func envStr(k, d string) string {
+func benchEnvStr(k, d string) string {
 	if v := os.Getenv(k); v != "" {
 		return v
 	}
@@ -346,23 +346,23 @@ func (b *bench) prepareModelAndVectors(t *testing.T, ctx context.Context) {
 // syncReport holds the sync-scoring comparison: per variant and concurrency, the medians of
 // each server.
 type syncReport struct {
-	PeerSetting string                                   `json:"peer_setting"`
-	Probe       map[string]float64                       `json:"probe_rps"`
-	Closed      map[string]map[string]map[string]summary `json:"closed"` // variant -> conc -> server
-	Open        map[string]summary                       `json:"open"`   // server -> summary
-	OpenRate    float64                                  `json:"open_rate"`
-	ScoresAgree float64                                  `json:"max_abs_score_diff"`
-	ReqBytes    map[string]int                           `json:"request_bytes"`
-	RespBytes   map[string]int                           `json:"response_bytes"`
-	InferenceUs map[string]float64                       `json:"in_service_inference_mean_us"`
+	PeerSetting string                                       `json:"peer_setting"`
+	Probe       map[string]float64                           `json:"probe_rps"`
+	Closed      map[string]map[string]map[string]loadSummary `json:"closed"` // variant -> conc -> server
+	Open        map[string]loadSummary                       `json:"open"`   // server -> loadSummary
+	OpenRate    float64                                      `json:"open_rate"`
+	ScoresAgree float64                                      `json:"max_abs_score_diff"`
+	ReqBytes    map[string]int                               `json:"request_bytes"`
+	RespBytes   map[string]int                               `json:"response_bytes"`
+	InferenceUs map[string]float64                           `json:"in_service_inference_mean_us"`
 }
 
 func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 	t.Helper()
 	spec := featurespec.Fraud()
 	scoring := b.p.procs["scoring"]
-	sr := &syncReport{Probe: map[string]float64{}, Closed: map[string]map[string]map[string]summary{},
-		Open: map[string]summary{}, ReqBytes: map[string]int{}, RespBytes: map[string]int{}, InferenceUs: map[string]float64{}}
+	sr := &syncReport{Probe: map[string]float64{}, Closed: map[string]map[string]map[string]loadSummary{},
+		Open: map[string]loadSummary{}, ReqBytes: map[string]int{}, RespBytes: map[string]int{}, InferenceUs: map[string]float64{}}
 	b.rep.Sync = sr
 	reqs := map[string]map[string][][]byte{"score": {}, "mlserver": {}}
 	for v, rows := range b.vectors {
@@ -469,9 +469,9 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 		}
 	}
 	for _, v := range []string{"logged", "alerts25"} {
-		sr.Closed[v] = map[string]map[string]summary{}
+		sr.Closed[v] = map[string]map[string]loadSummary{}
 		for _, c := range b.cfg.concs {
-			m := map[string]summary{}
+			m := map[string]loadSummary{}
 			for _, s := range []string{"score", "mlserver", "echo"} {
 				if rs := runs[key(v, c, s)]; len(rs) > 0 {
 					m[s] = summarize(rs)
@@ -481,7 +481,7 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 		}
 	}
 	for c, v := range inf {
-		sr.InferenceUs[strconv.Itoa(c)] = median(v)
+		sr.InferenceUs[strconv.Itoa(c)] = benchMedian(v)
 	}
 
 	// Open loop at half of MLServer's best closed-loop throughput: a rate both sustain.
@@ -499,8 +499,8 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 
 	// Flat fields: ours over theirs at each concurrency, at each server's best, and echo.
 	f := b.rep.Fields
-	bestOf := func(v, s string) summary {
-		var out summary
+	bestOf := func(v, s string) loadSummary {
+		var out loadSummary
 		for _, c := range b.cfg.concs {
 			if x := sr.Closed[v][strconv.Itoa(c)][s]; x.RPS > out.RPS {
 				out = x
@@ -713,7 +713,7 @@ func (b *bench) predictVsCAPI(t *testing.T, ctx context.Context) {
 			ns[name] = append(ns[name], v)
 		}
 	}
-	direct, binding := median(ns["direct-c"]), median(ns["binding"])
+	direct, binding := benchMedian(ns["direct-c"]), benchMedian(ns["binding"])
 	if math.IsNaN(direct) || math.IsNaN(binding) {
 		t.Fatalf("no BenchmarkPredictModelFile results in:\n%s", out)
 	}
@@ -736,5 +736,5 @@ func (b *bench) predictVsCAPI(t *testing.T, ctx context.Context) {
 		f[fmt.Sprintf("score_cpu_ratio_vs_echo_plus_predict_c%d", c)] = r
 		ratios = append(ratios, r)
 	}
-	f["score_cpu_ratio_vs_echo_plus_predict"] = median(ratios)
+	f["score_cpu_ratio_vs_echo_plus_predict"] = benchMedian(ratios)
 }

@@ -85,16 +85,16 @@ type serviceRow struct {
 	CPUPer1000 float64 `json:"cpu_seconds_per_1000_tx"`
 }
 
-type cmpRow struct {
+type featuresRow struct {
 	Concurrency int               `json:"concurrency"`
-	Features    summary           `json:"get_online_features"`
-	Redis       summary           `json:"redis_hmget"`
+	Features    loadSummary       `json:"get_online_features"`
+	Redis       loadSummary       `json:"redis_hmget"`
 	RedisHits   float64           `json:"redis_hit_ratio"`
 	Raw         []grpcload.Result `json:"-"`
 }
 
 // sample is one reading of the stream sampler.
-type sample struct {
+type streamSample struct {
 	at   time.Time
 	docs float64
 	cpu  map[string]float64
@@ -167,14 +167,14 @@ func (b *bench) runRamp(t *testing.T, ctx context.Context, sr *streamReport) []s
 	// The sampler: predlog's acknowledged documents and each service's CPU every 50ms.
 	var (
 		mu      sync.Mutex
-		samples []sample
+		samples []streamSample
 	)
 	sampleOnce := func() {
 		d, err := scrapeCounter(client, predlog.admin, docsPrefix)
 		if err != nil {
 			return
 		}
-		s := sample{at: time.Now(), docs: d - base, cpu: map[string]float64{}}
+		s := streamSample{at: time.Now(), docs: d - base, cpu: map[string]float64{}}
 		for n, pid := range pids {
 			s.cpu[n], _ = grpcload.ProcCPUSeconds(pid)
 		}
@@ -574,7 +574,7 @@ func (b *bench) featuresVsRedis(t *testing.T, ctx context.Context) {
 	}
 	redisAddr := stacktest.RedisAddr(t)
 	for _, c := range []int{1, 8} {
-		row := cmpRow{Concurrency: c}
+		row := featuresRow{Concurrency: c}
 		var fr, rr []grpcload.Result
 		for range b.cfg.reps {
 			fr = append(fr, b.load(t, ctx, features.grpc, "/mlops.features.v1.FeatureService/GetOnlineFeatures", reqs, c, 0, features.cmd.Process.Pid))
