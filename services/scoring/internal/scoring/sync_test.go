@@ -82,6 +82,7 @@ func TestSyncScore(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.PredictionsTopic = predTopic
 	cfg.Kafka.Brokers = brokers
+	cfg.FeaturesTimeout = 10 * time.Second // the in-test FeatureService answers at once; 200ms is too tight for -race on busy cores
 	producer, err := kafkaio.NewProducer(cfg.Kafka, discard(), nil)
 	if err != nil {
 		t.Fatal(err)
