@@ -18,8 +18,16 @@ UNSET_STACK := $(foreach v,REQUIRE_STACK KAFKA_BROKERS ES_URL REDIS_ADDR MLFLOW_
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# golangci-lint is built from the version pinned by the tool directive in tools/go.mod (a
+# module of its own, outside go.work, so its dependencies stay out of the services' builds).
+GOLANGCI := $(BIN)/golangci-lint
+
+$(GOLANGCI): tools/go.mod tools/go.sum
+	@mkdir -p $(BIN)
+	GOWORK=off go -C tools build -o $(GOLANGCI) github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
 .PHONY: deps
-deps: ## download Go modules, the stack's jars and packages, and the Python virtualenv
+deps: $(GOLANGCI) ## download Go modules, golangci-lint, the stack's jars and packages (shellcheck too), and the Python virtualenv
 	@for m in $(MODULES); do (cd $$m && go mod download); done
 	$(STACK) fetch
 	$(ROOT)/scripts/venv.sh
@@ -55,13 +63,17 @@ proto-check: proto ## fail when the committed generated code is stale
 	@test -z "$$(git status --porcelain -- proto/gen)" || { git status --porcelain -- proto/gen; echo "proto/gen has untracked files: run make proto and commit"; exit 1; }
 
 .PHONY: lint
-lint: ## gofmt, go vet, buf lint/format/breaking, promtool rule tests
+lint: $(GOLANGCI) ## gofmt, go vet, golangci-lint (.golangci.yml), shellcheck, buf lint/format/breaking, promtool rule tests
 	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^proto/gen/')); \
 	  if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && go vet ./...); done
+	@failed=""; for m in $(MODULES); do echo "golangci-lint $$m"; \
+	  (cd $$m && $(GOLANGCI) run ./...) || failed="$$failed $$m"; done; \
+	  if [ -n "$$failed" ]; then echo "golangci-lint failed in:$$failed"; exit 1; fi
 	cd proto && go tool buf lint && go tool buf format -d --exit-code
 	$(ROOT)/proto/scripts/buf-breaking.sh
 	$(STACK) fetch prometheus
+	shopt -s globstar && shellcheck scripts/**/*.sh proto/scripts/*.sh
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool check rules deploy/prometheus/rules/*.yml
 	promtool test rules deploy/prometheus/tests/*.yml
