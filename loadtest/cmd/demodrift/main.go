@@ -159,7 +159,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	trainer, err := d.start(ctx, "trainer", "trainer", true, append(common("trainer"),
 		"-model.fraud", d.model, "-topic.model-events", tp.events, "-topic.drift", tp.drift, "-kafka.topics", tp.drift,
-		"-data.source", "es", "-es.index", index+"*", "-data.min-rows", "36000", "-data.min-positives", "600",
+		"-data.source", "es", "-es.index", index+"*", "-data.min-rows", "30000", "-data.min-positives", "500",
 		"-drift.pre-change", "240h", "-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window),
 		"-train.num-iterations", "300", "-shadow.predictions", "2000", "-shadow.min-labelled", "300", "-shadow.label-wait", "1m",
 		"-shadow.timeout", "6m", "-topic.predictions", tp.predictions, "-topic.labels", tp.labels)...)

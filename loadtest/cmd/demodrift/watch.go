@@ -44,20 +44,19 @@ func (w *windowWatch) report(ctx context.Context) {
 			continue
 		}
 		w.last = s.GetId()
-		line := fmt.Sprintf("window %d (v%s, %d predictions): max PSI %.3f (%s)", s.GetId(), s.GetModelVersion(),
-			s.GetWindow().GetCount(), s.GetMaxPsi(), s.GetMaxPsiFeature())
+		line := fmt.Sprintf("window %d (v%s, %d predictions):", s.GetId(), s.GetModelVersion(), s.GetWindow().GetCount())
 		p := s.GetPerformance()
 		if p.EstimatedAuc != nil {
-			line += fmt.Sprintf(" · estimated AUC %.3f", p.GetEstimatedAuc())
+			line += fmt.Sprintf(" estimated AUC %.3f", p.GetEstimatedAuc())
 		}
 		if p.Auc != nil {
 			line += fmt.Sprintf(" · AUC %.3f on %d labels", p.GetAuc(), p.GetLabelledCount())
 		}
 		line += fmt.Sprintf(" · alert rate %.1f%%", 100*p.GetAlertRate())
 		if len(s.GetDriftedFeatures()) > 0 {
-			line += " · DRIFTED: " + strings.Join(s.GetDriftedFeatures(), ", ")
+			line += " · over threshold: " + strings.Join(s.GetDriftedFeatures(), ", ")
 		} else {
-			line += " · no drift"
+			line += " · every feature within its threshold"
 		}
 		w.n.say("  %s", line)
 	}
@@ -93,11 +92,11 @@ func (e *eventWatch) driftEvents(ctx context.Context) {
 		if proto.Unmarshal(m.Value, &ev) != nil {
 			continue
 		}
-		what := "drift event"
-		if ev.GetRetrain() {
-			what = "DRIFT DETECTED, retraining recommended"
+		if !ev.GetRetrain() { // the same shift seen by more statistics: one line each, briefly
+			e.n.say("  also drifting: %s", ev.GetMessage())
+			continue
 		}
-		e.n.say("%s: %s", what, ev.GetMessage())
+		e.n.say("DRIFT DETECTED (two windows in a row), retraining recommended: %s", ev.GetMessage())
 		if cs := ev.GetChangeStart(); cs != nil {
 			e.n.say("  the change began at %s (sim time); the trainer reads the logged predictions from there", cs.AsTime().Format("Jan 2 15:04"))
 		}
