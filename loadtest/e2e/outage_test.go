@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
 	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 )
 
@@ -38,7 +39,7 @@ func TestOutageRecovery(t *testing.T) {
 	promBin := stacktest.Binary(t, "prometheus")
 	stacktest.Binary(t, "redis-server")
 
-	st := newPrivateStack(t, "e2e-outage")
+	st := newPrivateStack(t, strings.ToLower(kafkaiotest.UniqueName("e2e-outage")))
 	p := startPipelineWith(t, ctx, pipelineOpts{brokers: st.brokers, esURL: st.esURL, redisAddr: st.redisAddr,
 		partitions: 3, extra: []string{"-kafka.lag-interval", "1s"}, depsReady: st.upAsync("kafka", "es", "redis")})
 	t.Logf("pipeline ready after %v", time.Since(t0).Round(time.Second))
@@ -122,6 +123,12 @@ func TestOutageRecovery(t *testing.T) {
 	kafkaFrom := time.Now()
 	st.ctl("up", "kafka")
 	t.Logf("Kafka broker restarted in %v", time.Since(kafkaFrom).Round(time.Second))
+	kafkaUp, atUp := time.Now(), count()
+	waitFor(t, ctx, 3*time.Minute, "documents again after the broker restart", func() (bool, string) {
+		c := count()
+		return c > atUp, fmt.Sprintf("count=%d", c)
+	})
+	t.Logf("documents written again %v after the broker was back", time.Since(kafkaUp).Round(100*time.Millisecond))
 	// Publishing resumes, and keeps going for a few seconds.
 	l.waitSent(ctx, before+5*rate, 2*time.Minute)
 	n := l.Stop()
@@ -135,6 +142,7 @@ func TestOutageRecovery(t *testing.T) {
 		c := count()
 		return c >= n, fmt.Sprintf("count=%d\n%s", c, p.procs["predlog"].tail())
 	})
+	t.Logf("all %d documents written %v after the load stopped", n, time.Since(drainFrom).Round(time.Second))
 	waitFor(t, ctx, 2*time.Minute, "every consumer lag gauge at 0", func() (bool, string) {
 		var state []string
 		total := 0.0
@@ -145,7 +153,7 @@ func TestOutageRecovery(t *testing.T) {
 		}
 		return total == 0, strings.Join(state, " ")
 	})
-	t.Logf("drained %v after the load stopped", time.Since(drainFrom).Round(time.Second))
+	t.Logf("every lag gauge at 0 %v after the load stopped", time.Since(drainFrom).Round(time.Second))
 
 	if predlogPeak <= lagAlert {
 		t.Errorf("predlog's lag gauge peaked at %.0f during the Elasticsearch outage, want above %d", predlogPeak, lagAlert)
