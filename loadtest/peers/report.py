@@ -246,6 +246,13 @@ def main():
     for r in st["services"]:
         w(f"| {r['service']} | {fmt(r['peak_rss_mib'])} | {fmt(r['cpu_seconds_per_1000_tx'], 3)} |")
     w("")
+    total = sum(r["cpu_seconds_per_1000_tx"] for r in st["services"])
+    if total > 0:
+        w(f"Together the four services use {fmt(total, 3)} CPU-seconds per 1,000 transactions, so on {mc.get('cores', 2)} cores "
+          f"they alone cap the pipeline at about {fmt(1000 * mc.get('cores', 2) / total)} tx/s before Kafka, Elasticsearch, "
+          "Redis and the load generator take their share: a knee of 10,000 tx/s here needs the per-transaction CPU cut "
+          f"about {fmt(10000 * total / 1000 / mc.get('cores', 2), 1)}-fold, not tuning alone.")
+        w("")
     if f.get("peak_rss_mib_scoring_after_sync"):
         w(f"Scoring's peak RSS after the sync runs (up to {fmt(f.get('score_best_rps'))} Score calls a second): "
           f"{fmt(f['peak_rss_mib_scoring_after_sync'])} MiB.")
