@@ -305,7 +305,7 @@ func (d *demo) run(ctx context.Context) error {
 		w.report(ctx)
 	}
 	n.say("The loop closed: drift noticed, version %s retrained on served traffic, proven on a holdout and in shadow, promoted, serving.", v2)
-	n.say("History: mlopsctl models history -model %s -trainer.addr %s   Report: http://%s/drift", d.model, trainer.grpc, driftProc.admin)
+	n.say("Model %s's versions and aliases stay in MLflow (%s); the processes stop now, their logs stay in %s", d.model, o.mlflow, d.logDir)
 	return nil
 }
 

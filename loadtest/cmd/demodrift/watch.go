@@ -192,7 +192,7 @@ func (l *logWatch) report() {
 			l.n.say("trainer: shadow verdict on %v live predictions (%v labelled): %v %v %.4f vs champion %.4f", rec["predictions"], rec["labelled"],
 				rec["basis"], rec["metric"], num(rec["challenger_value"]), num(rec["champion_value"]))
 		case "retrain finished":
-			l.n.say("trainer: run finished in %v", rec["duration"])
+			l.n.say("trainer: run finished in %v", time.Duration(num(rec["duration"])).Round(time.Second))
 		}
 	}
 }
