@@ -229,6 +229,18 @@ func (l *load) waitSent(ctx context.Context, n int, timeout time.Duration) {
 	})
 }
 
+// requireRunning fails the test if the process has exited (when says since when it should
+// have been running).
+func (p *proc) requireRunning(t *testing.T, when string) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		t.Errorf("%s exited %s: %v\n%s", p.name, when, err, p.tail())
+	default:
+	}
+}
+
 // scrapeSum scrapes http://admin/metrics and sums the samples of metric name whose label set
 // contains every label="value" of match (a sample without labels counts when match is empty).
 func scrapeSum(admin, name string, match ...string) (float64, error) {

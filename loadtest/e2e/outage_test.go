@@ -155,6 +155,9 @@ func TestOutageRecovery(t *testing.T) {
 	})
 	t.Logf("every lag gauge at 0 %v after the load stopped", time.Since(drainFrom).Round(time.Second))
 
+	for _, svc := range streamServices { // the same processes throughout: nothing restarted
+		p.procs[svc].requireRunning(t, "during the outages")
+	}
 	if predlogPeak <= lagAlert {
 		t.Errorf("predlog's lag gauge peaked at %.0f during the Elasticsearch outage, want above %d", predlogPeak, lagAlert)
 	}

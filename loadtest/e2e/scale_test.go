@@ -149,6 +149,9 @@ func TestScaleOutUnderLoad(t *testing.T) {
 	n := l.Stop()
 	drained("after the scale-in")
 
+	for _, s := range streamServices {
+		replicas[s][0].requireRunning(t, "while replicas came and went")
+	}
 	docs := esScrollDocs(t, p.esURL, search)
 	checkExactlyOnce(t, txs[:n], docs)
 	checkServedFeatures(t, cfg, txs[:n], docs)
