@@ -37,7 +37,7 @@ func startTrainerBinary(t *testing.T) string {
 	grpcAddr, adminAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	var logs bytes.Buffer
 	cmd := exec.Command(bin, "-grpc.addr", grpcAddr, "-admin.addr", adminAddr, "-kafka.brokers", brokers, "-mlflow.url", mlflowURL,
-		"-lightgbm.lib", lib, "-admin.token", ctlToken,
+		"-lightgbm.lib", lib, "-admin.tokens", "ctl-tester:"+ctlToken,
 		"-data.source", "file", "-data.file", datasetfiletest.Simulate(t, "-n", "20000", "-accounts", "1000", "-warmup", "24h", "-fraud-rate", "0.03"),
 		"-train.num-iterations", "150", "-drift.consume=false")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -101,7 +101,9 @@ func field(out, name string) string {
 func TestMLOpsCtlTrainAndModels(t *testing.T) {
 	addr := startTrainerBinary(t)
 	model := fmt.Sprintf("ctl-fraud-%d", time.Now().UnixNano())
-	c := ctl{t: t, env: map[string]string{"TRAINER_ADDR": addr, "MLOPS_ADMIN_TOKEN": ctlToken, "USER": "ctl-tester", "MLOPS_MODEL": model}}
+	// USER is what mlopsctl sends as the actor; the audit records the holder of the token
+	// (ctl-tester, from the trainer's -admin.tokens) instead.
+	c := ctl{t: t, env: map[string]string{"TRAINER_ADDR": addr, "MLOPS_ADMIN_TOKEN": ctlToken, "USER": "self-declared", "MLOPS_MODEL": model}}
 
 	// Without the token, admin commands fail with a clear message.
 	noTok := ctl{t: t, env: map[string]string{"TRAINER_ADDR": addr, "USER": "x", "MLOPS_MODEL": model}}
