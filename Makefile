@@ -9,8 +9,10 @@ SERVICES := ingestion features scoring predlog drift trainer
 BIN      := $(ROOT)/bin
 STACK    := $(ROOT)/scripts/stack.sh
 GOTEST   := go test -race -shuffle=on -count=1
-# Integration tests of a module may need more than the default 10 minutes on 2 cores.
-TEST_TIMEOUT ?= 20m
+# Integration tests of a module may need more than the default 10 minutes on 2 cores: the
+# end-to-end package plays two closed-loop scenarios, outages and a scale-out (about 15
+# minutes on a quiet 2-core machine, more when it is shared).
+TEST_TIMEOUT ?= 40m
 # test-unit runs with no stack variables, so integration tests skip whatever the shell exports.
 UNSET_STACK := $(foreach v,REQUIRE_STACK KAFKA_BROKERS ES_URL REDIS_ADDR MLFLOW_URL LIGHTGBM_LIB PYTHON PROMETHEUS_URL,-u MLOPS_TEST_$(v))
 
