@@ -60,10 +60,27 @@ type ScaledObject struct {
 			} `json:"horizontalPodAutoscalerConfig,omitempty"`
 		} `json:"advanced,omitempty"`
 		Triggers []struct {
-			Type       string            `json:"type"`
-			MetricType string            `json:"metricType,omitempty"`
-			Metadata   map[string]string `json:"metadata"`
+			Type              string            `json:"type"`
+			MetricType        string            `json:"metricType,omitempty"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *struct {
+				Name string `json:"name"`
+				Kind string `json:"kind,omitempty"`
+			} `json:"authenticationRef,omitempty"`
 		} `json:"triggers"`
+	} `json:"spec"`
+}
+
+// TriggerAuthentication is KEDA's keda.sh/v1alpha1 TriggerAuthentication, the fields used.
+type TriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretTargetRef []struct {
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef"`
 	} `json:"spec"`
 }
 
@@ -119,6 +136,7 @@ type rendered struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	scaledObjects   []*ScaledObject
+	triggerAuths    []*TriggerAuthentication
 	serviceMonitors []*ServiceMonitor
 	rules           []*PrometheusRule
 }
@@ -172,6 +190,9 @@ func render(t *testing.T, overlay string) rendered {
 		case "keda.sh/v1alpha1 ScaledObject":
 			o := &ScaledObject{}
 			r.scaledObjects, obj = append(r.scaledObjects, o), o
+		case "keda.sh/v1alpha1 TriggerAuthentication":
+			o := &TriggerAuthentication{}
+			r.triggerAuths, obj = append(r.triggerAuths, o), o
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			o := &ServiceMonitor{}
 			r.serviceMonitors, obj = append(r.serviceMonitors, o), o
@@ -370,6 +391,9 @@ func checkScaledObject(t *testing.T, r rendered, so *ScaledObject, d *appsv1.Dep
 		switch tr.Type {
 		case "kafka":
 			kafkaTriggers++
+			if ref := tr.AuthenticationRef; ref != nil {
+				checkTriggerAuth(t, r, so.Name, ref.Name, ref.Kind)
+			}
 			md := tr.Metadata
 			if md["bootstrapServers"] != brokers {
 				t.Errorf("ScaledObject %s: bootstrapServers %q, mlops-endpoints KAFKA_BROKERS %q", so.Name, md["bootstrapServers"], brokers)
@@ -794,4 +818,33 @@ func checkRuleFileInSync(t *testing.T) {
 	if err := os.WriteFile(prometheusRuleFile, append([]byte(head), y...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// checkTriggerAuth checks that a Kafka trigger's authenticationRef names a TriggerAuthentication
+// of the overlay that takes the SASL credentials from the Secret the services read theirs from.
+func checkTriggerAuth(t *testing.T, r rendered, scaled, name, kind string) {
+	t.Helper()
+	if kind != "" && kind != "TriggerAuthentication" {
+		t.Errorf("ScaledObject %s: authenticationRef kind %q not checked by this test", scaled, kind)
+		return
+	}
+	for _, ta := range r.triggerAuths {
+		if ta.Name != name {
+			continue
+		}
+		params := map[string]bool{}
+		for _, ref := range ta.Spec.SecretTargetRef {
+			params[ref.Parameter] = true
+			if ref.Name != "mlops-kafka-sasl" {
+				t.Errorf("TriggerAuthentication %s: parameter %s from Secret %q, want mlops-kafka-sasl (the services' Kafka credentials)", name, ref.Parameter, ref.Name)
+			}
+		}
+		for _, p := range []string{"sasl", "username", "password"} {
+			if !params[p] {
+				t.Errorf("TriggerAuthentication %s: no %s parameter", name, p)
+			}
+		}
+		return
+	}
+	t.Errorf("ScaledObject %s: authenticationRef %q names no TriggerAuthentication of the overlay", scaled, name)
 }
