@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	driftv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1"
-	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/proto/topics"
 	"github.com/streaming-mlops/mlops/services/platform/datasetfile"
@@ -151,28 +150,17 @@ func TestPurchaseDriftRetrainScenario(t *testing.T) {
 		c, _ := esCount(esURL, indexPrefix+"*", fmt.Sprintf(`{"query":{"term":{"model_name":%q}}}`, model))
 		return c
 	}
-	windows := func() []*driftv1.WindowSummary {
-		ws, err := dc.ListWindows(ctx, &driftv1.ListWindowsRequest{ModelName: model, Limit: 200})
-		if err != nil {
-			return nil
-		}
-		return ws.GetWindows()
-	}
+	loop := &closedLoop{model: model, v1: v1.GetModelVersion(), brokers: brokers, driftTopic: driftTopic, window: window, maxDrift: maxDrift,
+		tc: tc, dc: dc, trainer: trainer, drift: drift, scoring: scoring,
+		publish: func(n int) { publish(n, "after-change") }, sent: func() int { return sent }, scored: scored}
 
 	// 1. Clean traffic: more than 10 windows, no drift event.
 	for range clean / window {
 		publish(window, "before")
 	}
-	waitFor(t, ctx, 4*time.Minute, "the clean traffic scored and 11 windows judged", func() (bool, string) {
-		n, w := scored(), len(windows())
-		return n >= clean && w >= 11, fmt.Sprintf("scored %d/%d, windows %d\n%s", n, clean, w, drift.tail())
-	})
-	if events := readDriftEvents(t, brokers, driftTopic); len(events) > 0 {
-		t.Fatalf("%d drift events on clean shop traffic, first: %s", len(events), events[0].GetMessage())
-	}
-	closedBefore := len(windows())
+	loop.clean(t, ctx, 11, 4*time.Minute)
 
-	// 2. The holiday rush, window by window until the trainer promoted a new champion.
+	// 2. The holiday rush, until the trainer promoted a new champion; 3. scoring-purchase serves it.
 	d, err := sim.SessionScenarioDrift(sim.ScenarioSeason, last.Add(time.Nanosecond))
 	if err != nil {
 		t.Fatal(err)
@@ -180,96 +168,14 @@ func TestPurchaseDriftRetrainScenario(t *testing.T) {
 	if err := shop.AddDrift(d); err != nil {
 		t.Fatal(err)
 	}
-	var firstEventWindow int
-	var v2 string
-	waitUntil := time.Time{}
-	for published := 0; v2 == ""; {
-		if published >= maxDrift && waitUntil.IsZero() {
-			waitUntil = time.Now().Add(5 * time.Minute)
-		}
-		if !waitUntil.IsZero() && time.Now().After(waitUntil) {
-			t.Fatalf("no new champion 5 minutes after %d changed sessions; model history:\n%s\n%s\n%s", published,
-				modelHistory(ctx, tc, model), trainer.tail(), drift.tail())
-		}
-		if shadowing := inShadow(ctx, tc, model); waitUntil.IsZero() || shadowing {
-			n := window
-			if shadowing {
-				n = 500
-				waitUntil = time.Now().Add(5 * time.Minute)
-			}
-			publish(n, "after-change")
-			published += n
-			want := sent
-			waitFor(t, ctx, 2*time.Minute, "the changed traffic scored", func() (bool, string) {
-				n := scored()
-				return n >= want, fmt.Sprintf("scored %d/%d\n%s", n, want, scoring.tail())
-			})
-		} else {
-			time.Sleep(2 * time.Second) // waiting on the trainer, an external process
-		}
-		if firstEventWindow == 0 {
-			for _, ev := range readDriftEvents(t, brokers, driftTopic) {
-				if ev.GetRetrain() {
-					firstEventWindow = len(windows()) - closedBefore
-					t.Logf("drift event after %d changed windows: %s", firstEventWindow, ev.GetMessage())
-				}
-			}
-		}
-		if h, err := tc.GetHistory(ctx, &trainerv1.GetHistoryRequest{ModelName: model, Alias: "champion"}); err == nil {
-			for _, e := range h.GetEvents() {
-				if e.GetType() == eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED && e.GetToVersion() != v1.GetModelVersion() {
-					v2 = e.GetToVersion()
-					t.Logf("promoted version %s: %s", v2, e.GetReason())
-					if !strings.Contains(e.GetReason(), "shadow passed") {
-						t.Errorf("promotion reason %q: want the shadow period's verdict", e.GetReason())
-					}
-				}
-			}
-		}
-	}
-	if firstEventWindow == 0 || firstEventWindow > 3 { // the window that crossed, plus the one confirming it, plus one in flight
-		t.Errorf("drift flagged %d windows after the change, want within 2 (+1 in flight)", firstEventWindow)
-	}
-	retrains := 0
-	for _, ev := range readDriftEvents(t, brokers, driftTopic) {
-		if ev.GetRetrain() {
-			retrains++
-		}
-	}
-	if retrains != 1 {
-		t.Errorf("%d drift events recommended retraining, want exactly 1", retrains)
-	}
-
-	// 3. scoring-purchase serves v2; the traffic after the swap.
-	waitFor(t, ctx, time.Minute, "scoring to serve the new champion", func() (bool, string) {
-		for line := range strings.Lines(scrapeText(scoring.admin)) {
-			if strings.HasPrefix(line, "mlops_scoring_model_info{") && strings.Contains(line, `alias="champion"`) && strings.Contains(line, `model_version="`+v2+`"`) {
-				return true, ""
-			}
-		}
-		return false, scoring.tail()
-	})
+	v2 := loop.untilPromoted(t, ctx)
 	for range afterSwap / window {
 		publish(window, "after-swap")
 	}
 	var owed []kafka.Message
 	owed = appendPurchaseLabels(t, owed, tp.labels, shop.Drain(), phase, sessionTime)
 	kafkaiotest.Produce(t, []string{brokers}, owed...)
-	labelledQuery := fmt.Sprintf(`{"query":{"bool":{"filter":[{"term":{"model_name":%q}},{"exists":{"field":"actual"}}]}}}`, model)
-	for most, stalled := -1, time.Now(); ; {
-		n := scored()
-		l, _ := esCount(esURL, indexPrefix+"*", labelledQuery)
-		if n == sent && l >= sent {
-			break
-		}
-		if l > most {
-			most, stalled = l, time.Now()
-		}
-		if time.Since(stalled) > time.Minute || ctx.Err() != nil {
-			t.Fatalf("scored %d/%d, labelled %d/%d, no progress for a minute", n, sent, l, sent)
-		}
-		time.Sleep(time.Second) // polling Elasticsearch, an external system
-	}
+	loop.untilLabelled(t, ctx, esURL, indexPrefix+"*")
 
 	// No session lost or doubled across the swap, none refused; the MSE per stretch.
 	docs := esAllDocs(t, esURL, indexPrefix+"*", model)

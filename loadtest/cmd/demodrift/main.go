@@ -129,7 +129,7 @@ func (d *demo) run(ctx context.Context) error {
 	// Act 1: version 1 learns from the bank's previous month.
 	liveStart := time.Now().Add(-14 * 24 * time.Hour).Truncate(time.Second)
 	cfg := sim.DefaultConfig()
-	cfg.Seed, cfg.Accounts, cfg.FraudRate, cfg.Warmup = o.seed, accounts, 0.02, 504*time.Hour
+	cfg.Seed, cfg.Accounts, cfg.FraudRate, cfg.Warmup = o.seed, accounts, 0.02, 360*time.Hour // centred on the live stretch's account age
 	cfg.Start = liveStart.Add(-30 * 24 * time.Hour)
 	cfg.StreamSeed = o.seed + 1000 // the same bank, other transactions than the live ones
 	n.say("Act 1 — version 1 learns from last month: simulating 60,000 labelled payments")
@@ -201,7 +201,7 @@ func (d *demo) run(ctx context.Context) error {
 	n.say("Services up: ingestion, features, scoring (challenger shadow on), predlog, drift, trainer")
 
 	// The live bank, with the change planned after the clean stretch.
-	cfg.Start, cfg.StreamSeed = liveStart, 0
+	cfg.Start, cfg.StreamSeed, cfg.Warmup = liveStart, 0, 504*time.Hour
 	cfg.LabelDelayMin, cfg.LabelDelayMax = 30*time.Minute, 6*time.Hour
 	d.cfg = cfg
 	change, err := changeTime(cfg)
