@@ -279,10 +279,8 @@ func (s *Server) runShadow(ctx context.Context, logger *slog.Logger, model strin
 	cfg := s.cfg.Shadow
 	col := newShadowCollector(model, champ.Version, version, spec.Task, cfg.Predictions)
 	tailCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var ready sync.WaitGroup
-	var tails sync.WaitGroup
-	defer tails.Wait()
+	var ready, tails sync.WaitGroup
+	defer func() { stop(); tails.Wait() }() // the tails end when their context does
 	for topic, handle := range map[string]func([]byte){cfg.PredictionsTopic: col.prediction, cfg.LabelsTopic: col.label} {
 		ready.Add(1)
 		once := sync.OnceFunc(ready.Done)
@@ -291,9 +289,14 @@ func (s *Server) runShadow(ctx context.Context, logger *slog.Logger, model strin
 			kafkaio.Tail(tailCtx, s.cfg.Kafka, topic, logger, once, func(m kafka.Message) { handle(m.Value) })
 		})
 	}
-	ready.Wait()
-	if ctx.Err() != nil {
+	tailing := make(chan struct{})
+	go func() { ready.Wait(); close(tailing) }()
+	select {
+	case <-tailing:
+	case <-ctx.Done():
 		return ShadowResult{}, ctx.Err()
+	case <-time.After(cfg.Timeout):
+		return ShadowResult{}, fmt.Errorf("topics %s and %s not readable within %s", cfg.PredictionsTopic, cfg.LabelsTopic, cfg.Timeout)
 	}
 
 	reason := fmt.Sprintf("shadow period: passed the offline comparison; scored beside champion %s on %d live predictions before promotion", champ.Version, cfg.Predictions)

@@ -146,9 +146,35 @@ func TestShadowPeriodDecidesPromotion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
+	// No scoring replica shadow-scores (scoring without -challenger.enabled): the shadow period
+	// runs out and the champion stays.
+	t.Run("no shadow traffic keeps the champion", func(t *testing.T) {
+		quiet := st.newServer(t, "-shadow.predictions", "400", "-shadow.timeout", "3s", "-topic.predictions", predTopic, "-topic.labels", labelTopic)
+		model := "test-shadow-quiet-" + suffix
+		st.data.mode.Store(sourceShuffle)
+		v1, err := quiet.Train(ctx, &trainerv1.RetrainRequest{ModelName: model, Actor: "tester", Reason: "weak v1"}, "manual", nil)
+		st.data.mode.Store(sourceNormal)
+		if err != nil || !v1.GetPromoted() {
+			t.Fatalf("v1 = %v, %v; want promoted", v1, err)
+		}
+		v2, err := quiet.Train(ctx, &trainerv1.RetrainRequest{ModelName: model, Actor: "tester", Reason: "good v2"}, "manual", nil)
+		if err != nil {
+			t.Fatalf("v2: %v", err)
+		}
+		if v2.GetPromoted() || !strings.Contains(v2.GetDecision(), "shadow period incomplete: 0 of 400") {
+			t.Errorf("v2 promoted %v, decision %q; want not promoted, the shadow period incomplete", v2.GetPromoted(), v2.GetDecision())
+		}
+		if champ, err := st.mlf.GetVersionByAlias(ctx, model, modelstore.AliasChampion); err != nil || champ.Version != v1.GetModelVersion() {
+			t.Errorf("champion = %q, %v; want %s", champ.Version, err, v1.GetModelVersion())
+		}
+		if _, err := st.mlf.GetVersionByAlias(ctx, model, modelstore.AliasChallenger); !errors.Is(err, mlflow.ErrNotFound) {
+			t.Errorf("challenger alias after the shadow period: %v, want removed", err)
+		}
+	})
+
 	for _, tc := range []struct {
 		name         string
-		live         func(n int) []shadowRow // nil: no shadow traffic
+		live         func(n int) []shadowRow
 		wantPromoted bool
 		wantIn       string
 	}{
