@@ -14,6 +14,10 @@ mkdir -p "$LOGS"
 eval "$("$ROOT/scripts/stack.sh" env)"
 export KAFKA_BROKERS=$MLOPS_TEST_KAFKA_BROKERS ES_URL=$MLOPS_TEST_ES_URL REDIS_ADDR=$MLOPS_TEST_REDIS_ADDR
 export MLFLOW_URL=$MLOPS_TEST_MLFLOW_URL LIGHTGBM_LIB=$MLOPS_TEST_LIGHTGBM_LIB
+# The trainer refuses to start without an admin credential outside development mode; the smoke
+# test runs it as production would, with a throwaway token.
+MLOPS_ADMIN_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export MLOPS_ADMIN_TOKEN
 passed=0 failed=0
 port=18181
 check() { # name[:deployment] [extra args...]
