@@ -7,10 +7,89 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
+	"github.com/streaming-mlops/mlops/services/platform/stacktest"
+
 	driftv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/drift/v1"
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 )
+
+// loopStack is the real stack and the names of one closed-loop scenario: its topics, model,
+// drift topic and prediction indices, every service binary built.
+type loopStack struct {
+	brokers, esURL, id, model, driftTopic, indexPrefix string
+	tp                                                 e2eTopics
+	bins                                               map[string]string
+	env                                                []string
+}
+
+// newLoopStack names a scenario's resources (model modelPrefix-<id>), builds the binaries and
+// creates the drift topic.
+func newLoopStack(t *testing.T, ctx context.Context, modelPrefix string) *loopStack {
+	t.Helper()
+	s := &loopStack{brokers: stacktest.KafkaBrokers(t), esURL: strings.TrimRight(stacktest.ElasticsearchURL(t), "/")}
+	s.id = strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
+	s.tp = newTopics(s.id)
+	s.driftTopic, s.model, s.indexPrefix = "e2e-"+s.id+".drift", modelPrefix+"-"+s.id, "e2e-"+s.id+"-predictions"
+	t.Cleanup(func() { deleteIndices(s.esURL, s.indexPrefix+"*") })
+	s.bins = buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog", "drift")
+	s.env = []string{"KAFKA_BROKERS=" + s.brokers, "ES_URL=" + s.esURL, "REDIS_ADDR=" + stacktest.RedisAddr(t),
+		"MLFLOW_URL=" + stacktest.MLflowURL(t), "LIGHTGBM_LIB=" + stacktest.LightGBMLib(t), "LOG_LEVEL=info"}
+	if err := kafkaio.EnsureTopics(ctx, []string{s.brokers}, []kafkaio.TopicSpec{{Name: s.driftTopic, Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// common are the flags every service of the scenario gets: its consumer group and the DLQ.
+func (s *loopStack) common(group string) []string {
+	return []string{"-kafka.group", "e2e-" + group + "-" + s.id, "-kafka.dlq-topic", s.tp.dlq}
+}
+
+// startTrainer starts the trainer as the scenario runs it: drift-triggered retrains on the
+// logged predictions in Elasticsearch, waiting for labels, a 2000-prediction shadow period
+// (shadow flags may be overridden by extra, which comes last).
+func (s *loopStack) startTrainer(t *testing.T, window int, extra ...string) *proc {
+	t.Helper()
+	args := append(s.common("trainer"), "-topic.model-events", s.tp.modelEvents, "-topic.drift", s.driftTopic, "-kafka.topics", s.driftTopic,
+		"-data.source", "es", "-es.index", s.indexPrefix+"*", "-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window),
+		"-train.num-iterations", "300", "-shadow.predictions", "2000", "-shadow.min-labelled", "300", "-shadow.label-wait", "1m",
+		"-shadow.timeout", "6m", "-topic.predictions", s.tp.predictions, "-topic.labels", s.tp.labels)
+	return start(t, "trainer", s.bins["trainer"], true, s.env, append(args, extra...)...)
+}
+
+// startPipeline starts ingestion and features (events may be up to 50 days old: the scenarios
+// replay compressed history).
+func (s *loopStack) startPipeline(t *testing.T) (features *proc) {
+	t.Helper()
+	start(t, "ingestion", s.bins["ingestion"], true, s.env, append(s.common("ingestion"),
+		"-kafka.topics", s.tp.raw, "-ingest.validated-topic", s.tp.validated, "-ingest.max-age", "1200h")...)
+	return start(t, "features", s.bins["features"], true, s.env, append(s.common("features"),
+		"-kafka.topics", s.tp.validated, "-features.topic", s.tp.features, "-redis.prefix", "e2e:"+s.id+":")...)
+}
+
+// scoringArgs are the flags of a scoring deployment serving the scenario's model with its
+// challenger in shadow, publishing to predictions.
+func (s *loopStack) scoringArgs(t *testing.T, group string, features *proc, predictions string, extra ...string) []string {
+	return append(append(s.common(group), "-kafka.topics", s.tp.features, "-topic.predictions", predictions, "-topic.model-events", s.tp.modelEvents,
+		"-model.name", s.model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc, "-model.poll-interval", "5s", "-challenger.enabled"), extra...)
+}
+
+// startMonitoring starts predlog (labels parked up to 100 days: compressed history) and the
+// drift service with windows of window predictions.
+func (s *loopStack) startMonitoring(t *testing.T, window int) (drift *proc) {
+	t.Helper()
+	start(t, "predlog", s.bins["predlog"], false, s.env, append(s.common("predlog"),
+		"-kafka.topics", s.tp.predictions+","+s.tp.labels, "-predictions.topic", s.tp.predictions,
+		"-labels.topic", s.tp.labels, "-es.index-prefix", s.indexPrefix, "-es.pending-index", s.indexPrefix+"-pending",
+		"-label.pending-max-age", "2400h")...)
+	return start(t, "drift", s.bins["drift"], true, s.env, append(s.common("drift"),
+		"-kafka.topics", s.tp.predictions+","+s.tp.labels, "-topic.drift", s.driftTopic, "-topic.model-events", s.tp.modelEvents,
+		"-models", s.model, "-window.count", fmt.Sprint(window), "-window.min-count", "500", "-window.min-labels", "100",
+		"-window.duration", "10000h", "-alarm.cooldown", "2000h", "-reference.refresh", "2s")...)
+}
 
 // closedLoop is what the two closed-loop scenarios (fraud and purchase) share: the model,
 // its services and how the test publishes the changed traffic.

@@ -22,7 +22,6 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/driftstat"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
-	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 	"github.com/streaming-mlops/mlops/sim"
 )
 
@@ -39,14 +38,8 @@ import (
 func TestDriftRetrainScenario(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	brokers, esURL := stacktest.KafkaBrokers(t), strings.TrimRight(stacktest.ElasticsearchURL(t), "/")
-	redisAddr, mlflowURL, lib := stacktest.RedisAddr(t), stacktest.MLflowURL(t), stacktest.LightGBMLib(t)
-	id := strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
-	tp := newTopics(id)
-	driftTopic := "e2e-" + id + ".drift"
-	model := "e2e-loop-" + id
-	indexPrefix := "e2e-" + id + "-predictions"
-	t.Cleanup(func() { deleteIndices(esURL, indexPrefix+"*") })
+	ls := newLoopStack(t, ctx, "e2e-loop")
+	brokers, esURL, id, tp, driftTopic, model, indexPrefix, bins, env := ls.brokers, ls.esURL, ls.id, ls.tp, ls.driftTopic, ls.model, ls.indexPrefix, ls.bins, ls.env
 	const (
 		window    = 1000
 		accounts  = 1200
@@ -54,13 +47,6 @@ func TestDriftRetrainScenario(t *testing.T) {
 		maxDrift  = 24 * window // published after the change at most, then the test waits for the promotion
 		afterSwap = 10 * window // scored by the new champion
 	)
-
-	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog", "drift")
-	env := []string{"KAFKA_BROKERS=" + brokers, "ES_URL=" + esURL, "REDIS_ADDR=" + redisAddr,
-		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
-	if err := kafkaio.EnsureTopics(ctx, []string{brokers}, []kafkaio.TopicSpec{{Name: driftTopic, Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
 
 	// Version 1 learnt from the same bank's history (the simulator's world comes from its seed:
 	// the same customers, merchants and devices; another stream seed, so other transactions —
@@ -85,23 +71,9 @@ func TestDriftRetrainScenario(t *testing.T) {
 	}
 	boot.stop(t)
 
-	common := func(group string) []string {
-		return []string{"-kafka.group", "e2e-" + group + "-" + id, "-kafka.dlq-topic", tp.dlq}
-	}
-	trainer := start(t, "trainer", bins["trainer"], true, env, append(common("trainer"),
-		"-model.fraud", model, "-topic.model-events", tp.modelEvents, "-topic.drift", driftTopic, "-kafka.topics", driftTopic,
-		"-data.source", "es", "-es.index", indexPrefix+"*", "-data.min-rows", "36000", "-data.min-positives", "600",
-		"-drift.pre-change", "240h", "-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window),
-		"-train.num-iterations", "300", "-shadow.predictions", "2000", "-shadow.min-labelled", "300", "-shadow.label-wait", "1m",
-		"-shadow.timeout", "6m", "-topic.predictions", tp.predictions, "-topic.labels", tp.labels)...)
-	start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
-		"-kafka.topics", tp.raw, "-ingest.validated-topic", tp.validated, "-ingest.max-age", "1200h")...)
-	features := start(t, "features", bins["features"], true, env, append(common("features"),
-		"-kafka.topics", tp.validated, "-features.topic", tp.features, "-redis.prefix", "e2e:"+id+":")...)
-	scoringArgs := func(predictions string) []string {
-		return append(common("scoring"), "-kafka.topics", tp.features, "-topic.predictions", predictions, "-topic.model-events", tp.modelEvents,
-			"-model.name", model, "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc, "-model.poll-interval", "5s", "-challenger.enabled")
-	}
+	trainer := ls.startTrainer(t, window, "-model.fraud", model, "-data.min-rows", "36000", "-data.min-positives", "600", "-drift.pre-change", "240h")
+	features := ls.startPipeline(t)
+	scoringArgs := func(predictions string) []string { return ls.scoringArgs(t, "scoring", features, predictions) }
 	// During the bank's warm-up (account history the features service must see, like the
 	// training set's warm-up) scoring publishes to a side topic nobody monitors.
 	warmTopic := "e2e-" + id + ".warmup-predictions"
@@ -109,14 +81,7 @@ func TestDriftRetrainScenario(t *testing.T) {
 		t.Fatal(err)
 	}
 	scoringWarm := start(t, "scoring-warmup", bins["scoring"], true, env, scoringArgs(warmTopic)...)
-	start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
-		"-kafka.topics", tp.predictions+","+tp.labels, "-predictions.topic", tp.predictions,
-		"-labels.topic", tp.labels, "-es.index-prefix", indexPrefix, "-es.pending-index", indexPrefix+"-pending",
-		"-label.pending-max-age", "2400h")...)
-	drift := start(t, "drift", bins["drift"], true, env, append(common("drift"),
-		"-kafka.topics", tp.predictions+","+tp.labels, "-topic.drift", driftTopic, "-topic.model-events", tp.modelEvents,
-		"-models", model, "-window.count", fmt.Sprint(window), "-window.min-count", "500", "-window.min-labels", "100",
-		"-window.duration", "10000h", "-alarm.cooldown", "2000h", "-reference.refresh", "2s")...)
+	drift := ls.startMonitoring(t, window)
 	dc := driftv1.NewDriftServiceClient(dial(t, drift.grpc))
 
 	// The bank: ~3600 transactions a sim day, chargebacks within 30 min to 6 h of sim time,

@@ -19,7 +19,6 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/driftstat"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
-	"github.com/streaming-mlops/mlops/services/platform/stacktest"
 	"github.com/streaming-mlops/mlops/sim"
 )
 
@@ -35,14 +34,8 @@ import (
 func TestPurchaseDriftRetrainScenario(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	brokers, esURL := stacktest.KafkaBrokers(t), strings.TrimRight(stacktest.ElasticsearchURL(t), "/")
-	redisAddr, mlflowURL, lib := stacktest.RedisAddr(t), stacktest.MLflowURL(t), stacktest.LightGBMLib(t)
-	id := strings.ToLower(strings.TrimPrefix(kafkaiotest.UniqueName(""), "-"))
-	tp := newTopics(id)
-	driftTopic := "e2e-" + id + ".drift"
-	model := "e2e-shop-" + id
-	indexPrefix := "e2e-" + id + "-predictions"
-	t.Cleanup(func() { deleteIndices(esURL, indexPrefix+"*") })
+	ls := newLoopStack(t, ctx, "e2e-shop")
+	brokers, esURL, id, tp, driftTopic, model, indexPrefix, bins, env := ls.brokers, ls.esURL, ls.id, ls.tp, ls.driftTopic, ls.model, ls.indexPrefix, ls.bins, ls.env
 	const (
 		window    = 1000
 		clean     = 12 * window // > 10 windows before the change
@@ -51,12 +44,6 @@ func TestPurchaseDriftRetrainScenario(t *testing.T) {
 		history   = 60000       // sessions version 1 learns from
 		burnIn    = 250000      // sessions before them
 	)
-	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog", "drift")
-	env := []string{"KAFKA_BROKERS=" + brokers, "ES_URL=" + esURL, "REDIS_ADDR=" + redisAddr,
-		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=info"}
-	if err := kafkaio.EnsureTopics(ctx, []string{brokers}, []kafkaio.TopicSpec{{Name: driftTopic, Partitions: 1}}); err != nil {
-		t.Fatal(err)
-	}
 
 	// The shop: 2000 customers (who churn), 600 sessions an hour of sim time, purchase labels
 	// 30 minutes after a session ends, from 30 days back. Version 1 learns from 60,000 sessions
@@ -93,31 +80,11 @@ func TestPurchaseDriftRetrainScenario(t *testing.T) {
 	}
 	boot.stop(t)
 
-	common := func(group string) []string {
-		return []string{"-kafka.group", "e2e-" + group + "-" + id, "-kafka.dlq-topic", tp.dlq}
-	}
-	trainer := start(t, "trainer", bins["trainer"], true, env, append(common("trainer"),
-		"-model.purchase", model, "-model.fraud", fraudModel, "-topic.model-events", tp.modelEvents, "-topic.drift", driftTopic,
-		"-kafka.topics", driftTopic, "-data.source", "es", "-es.index", indexPrefix+"*", "-data.min-rows", "5000",
-		"-drift.label-wait", "8m", "-data.poll", "2s", "-drift.window", fmt.Sprint(window), "-train.num-iterations", "300",
-		"-shadow.predictions", "1000", "-shadow.min-labelled", "300", "-shadow.label-wait", "1m", "-shadow.timeout", "6m",
-		"-topic.predictions", tp.predictions, "-topic.labels", tp.labels)...)
-	start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
-		"-kafka.topics", tp.raw, "-ingest.validated-topic", tp.validated, "-ingest.max-age", "1200h")...)
-	features := start(t, "features", bins["features"], true, env, append(common("features"),
-		"-kafka.topics", tp.validated, "-features.topic", tp.features, "-redis.prefix", "e2e:"+id+":")...)
-	scoring := start(t, "scoring-purchase", bins["scoring"], true, env, append(common("scoring-purchase"),
-		"-kafka.topics", tp.features, "-topic.predictions", tp.predictions, "-topic.model-events", tp.modelEvents,
-		"-model.name", model, "-model.spec", "purchase", "-model.cache-dir", t.TempDir(), "-features.addr", features.grpc,
-		"-model.poll-interval", "5s", "-challenger.enabled")...)
-	start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
-		"-kafka.topics", tp.predictions+","+tp.labels, "-predictions.topic", tp.predictions,
-		"-labels.topic", tp.labels, "-es.index-prefix", indexPrefix, "-es.pending-index", indexPrefix+"-pending",
-		"-label.pending-max-age", "2400h")...)
-	drift := start(t, "drift", bins["drift"], true, env, append(common("drift"),
-		"-kafka.topics", tp.predictions+","+tp.labels, "-topic.drift", driftTopic, "-topic.model-events", tp.modelEvents,
-		"-models", model, "-window.count", fmt.Sprint(window), "-window.min-count", "500", "-window.min-labels", "100",
-		"-window.duration", "10000h", "-alarm.cooldown", "2000h", "-reference.refresh", "2s")...)
+	trainer := ls.startTrainer(t, window, "-model.purchase", model, "-model.fraud", fraudModel, "-data.min-rows", "5000",
+		"-shadow.predictions", "1000")
+	features := ls.startPipeline(t)
+	scoring := start(t, "scoring-purchase", bins["scoring"], true, env, ls.scoringArgs(t, "scoring-purchase", features, tp.predictions, "-model.spec", "purchase")...)
+	drift := ls.startMonitoring(t, window)
 	dc := driftv1.NewDriftServiceClient(dial(t, drift.grpc))
 	tc := trainerv1.NewTrainerServiceClient(dial(t, trainer.grpc))
 
