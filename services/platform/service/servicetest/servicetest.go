@@ -31,51 +31,71 @@ func FreeAddr(t testing.TB) string {
 	return addr
 }
 
+// running is a RealMain started by startReady: its admin base URL and how to stop it.
+type running struct {
+	t       *testing.T
+	service string
+	base    string
+	client  *http.Client
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// startReady runs main with args plus -admin.addr on a free port and waits (within timeout)
+// until /readyz answers 200; main is cancelled when the test ends if stop was not called.
+func startReady(t *testing.T, service string, main RealMain, args []string, getenv func(string) string, timeout time.Duration) *running {
+	t.Helper()
+	admin := FreeAddr(t)
+	args = append([]string{"-admin.addr", admin, "-shutdown.timeout", "5s"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r := &running{t: t, service: service, base: "http://" + admin, client: &http.Client{Timeout: 3 * time.Second}, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- main(ctx, args, getenv, io.Discard) }()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body, err := get(r.client, r.base+"/readyz")
+		if err == nil && code == http.StatusOK {
+			return r
+		}
+		select {
+		case err := <-r.done:
+			t.Fatalf("%s exited before it was ready: %v", service, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after %v: last /readyz = %d %q %v", service, timeout, code, body, err)
+		}
+	}
+}
+
+// stop cancels main and requires it to return nil within wait.
+func (r *running) stop(wait time.Duration) {
+	r.t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Fatalf("%s returned %v after cancel, want nil", r.service, err)
+		}
+	case <-time.After(wait):
+		r.t.Fatalf("%s did not stop within %v of cancel", r.service, wait)
+	}
+}
+
 // CheckLifecycle runs main with args plus -admin.addr on a free port, waits (bounded) until
 // /readyz answers 200, checks /healthz and that /metrics carries mlops_build_info for
 // service, then cancels and requires main to return nil within the drain timeout.
 func CheckLifecycle(t *testing.T, service string, main RealMain, args []string, getenv func(string) string) {
 	t.Helper()
-	admin := FreeAddr(t)
-	args = append([]string{"-admin.addr", admin, "-shutdown.timeout", "5s"}, args...)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- main(ctx, args, getenv, io.Discard) }()
-
-	client := &http.Client{Timeout: 2 * time.Second}
-	base := "http://" + admin
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, body, err := get(client, base+"/readyz")
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("%s exited before it was ready: %v", service, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 30s: last /readyz = %d %q %v", service, code, body, err)
-		}
-	}
-	if code, _, err := get(client, base+"/healthz"); err != nil || code != http.StatusOK {
+	r := startReady(t, service, main, args, getenv, 30*time.Second)
+	if code, _, err := get(r.client, r.base+"/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz = %d, %v; want 200", code, err)
 	}
 	want := fmt.Sprintf(`mlops_build_info{service=%q`, service)
-	if code, body, err := get(client, base+"/metrics"); err != nil || code != http.StatusOK || !strings.Contains(body, want) {
+	if code, body, err := get(r.client, r.base+"/metrics"); err != nil || code != http.StatusOK || !strings.Contains(body, want) {
 		t.Errorf("/metrics = %d, %v; want 200 with %s", code, err, want)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s returned %v after cancel, want nil", service, err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s did not stop within 10s of cancel", service)
-	}
+	r.stop(10 * time.Second)
 }
 
 func get(c *http.Client, url string) (int, string, error) {
@@ -95,30 +115,7 @@ func get(c *http.Client, url string) (int, string, error) {
 // leaving its Service. Finally it cancels main and requires it to return nil.
 func CheckReadyThroughOutage(t *testing.T, service string, main RealMain, args []string, getenv func(string) string, proxies ...*Proxy) {
 	t.Helper()
-	admin := FreeAddr(t)
-	args = append([]string{"-admin.addr", admin, "-shutdown.timeout", "5s"}, args...)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- main(ctx, args, getenv, io.Discard) }()
-
-	client := &http.Client{Timeout: 3 * time.Second}
-	base := "http://" + admin
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		code, _, err := get(client, base+"/readyz")
-		if err == nil && code == http.StatusOK {
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("%s exited before it was ready: %v", service, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s", service)
-		}
-	}
+	r := startReady(t, service, main, args, getenv, 60*time.Second)
 	for _, p := range proxies {
 		p.Close()
 		if c, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
@@ -127,17 +124,9 @@ func CheckReadyThroughOutage(t *testing.T, service string, main RealMain, args [
 		}
 	}
 	for i := range 3 {
-		if code, body, err := get(client, base+"/readyz"); err != nil || code != http.StatusOK {
+		if code, body, err := get(r.client, r.base+"/readyz"); err != nil || code != http.StatusOK {
 			t.Fatalf("%s: /readyz %d during the dependency outage = %d %q %v, want 200", service, i, code, body, err)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("%s returned %v after cancel during the outage, want nil", service, err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("%s did not stop within 15s of cancel during the outage", service)
-	}
+	r.stop(15 * time.Second)
 }
