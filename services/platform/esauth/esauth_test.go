@@ -1,12 +1,10 @@
 package esauth_test
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"flag"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -23,14 +21,9 @@ import (
 func TestElasticsearchClientAuth(t *testing.T) {
 	t.Parallel()
 	ca := tlsconftest.NewCA(t, "es")
-	pair := ca.Issue(t, "es", "127.0.0.1")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var got []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := ca.HTTPSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		got = append(got, r.Header.Get("Authorization"))
 		mu.Unlock()
@@ -40,9 +33,6 @@ func TestElasticsearchClientAuth(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, `{"status":"green"}`)
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
 
 	tests := []struct {
 		name       string

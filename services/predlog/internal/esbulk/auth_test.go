@@ -2,10 +2,8 @@ package esbulk_test
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -23,14 +21,9 @@ import (
 func TestBulkSendsAPIKeyOverTLS(t *testing.T) {
 	t.Parallel()
 	ca := tlsconftest.NewCA(t, "es")
-	pair := ca.Issue(t, "es", "127.0.0.1")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var auth []string
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := ca.HTTPSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		auth = append(auth, r.Header.Get("Authorization"))
 		mu.Unlock()
@@ -39,9 +32,6 @@ func TestBulkSendsAPIKeyOverTLS(t *testing.T) {
 		w.Header().Set("X-Elastic-Product", "Elasticsearch")
 		_, _ = io.WriteString(w, `{"took":1,"errors":false,"items":[{"delete":{"_index":"i","_id":"1","status":200}}]}`)
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
 
 	c, err := esbulk.New(srv.URL, 10*time.Second, esbulk.WithAuth(esauth.Config{APIKey: flagenv.NewSecret("a2V5LWlkOmtleQ=="), TLS: tlsconf.Client{CAFile: ca.CertFile}}))
 	if err != nil {
