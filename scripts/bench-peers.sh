@@ -15,7 +15,8 @@
 # Everything talks to 127.0.0.1 only. Knobs (environment): BENCH_REPS (3), BENCH_DURATION (3s
 # per load run), BENCH_RAMP (loadgen -ramp steps), BENCH_DRIFT_RUNS (3 driftstat runs),
 # BENCH_EVIDENTLY_RUNS (1: a run takes minutes), BENCH_OUT (a directory that keeps the raw
-# results; default: a temporary one).
+# results; default: a temporary one), BENCH_PARTS (a subset of the harness's parts, e.g. "sync" or
+# "stream,features", while working on one: it prints stack.json and writes no report).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -47,12 +48,18 @@ eval "$("$ROOT/scripts/stack.sh" env)"
 export MLOPS_TEST_REQUIRE_STACK=1 MLOPS_BENCH_PEERS_OUT=$OUT MLOPS_BENCH_MLSERVER=$VENV/bin/mlserver
 export MLOPS_BENCH_REPS=${BENCH_REPS:-3} MLOPS_BENCH_DURATION=${BENCH_DURATION:-3s}
 [[ -n ${BENCH_RAMP:-} ]] && export MLOPS_BENCH_RAMP=$BENCH_RAMP
+[[ -n ${BENCH_PARTS:-} ]] && export MLOPS_BENCH_PARTS=$BENCH_PARTS
 started=$(date +%s)
 
 echo "== platform vs peers (loadtest/e2e TestBenchPeers; log in $OUT/harness.log)"
 (cd loadtest && go test -count=1 -timeout 45m -run '^TestBenchPeers$' -v ./e2e/) > "$OUT/harness.log" 2>&1 \
   || { tail -60 "$OUT/harness.log"; echo "bench-peers: the harness failed (log above)"; exit 1; }
 grep -E '^(--- |ok|PASS)' "$OUT/harness.log" || true
+if [[ -n ${BENCH_PARTS:-} ]]; then
+  cat "$OUT/stack.json"
+  echo "bench-peers: BENCH_PARTS=$BENCH_PARTS: no report written"
+  exit 0
+fi
 
 echo "== driftstat vs Evidently (loadtest/peers/drift_bench.py)"
 "$ROOT/.venv/bin/python" loadtest/peers/drift_bench.py --root "$ROOT" --out "$OUT/drift.json" --runs "${BENCH_DRIFT_RUNS:-3}" \

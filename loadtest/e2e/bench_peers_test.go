@@ -72,12 +72,25 @@ func TestBenchPeers(t *testing.T) {
 	// left in Redis) and each service's peak memory. Predlog is stopped before the sync runs:
 	// indexing the predictions Score logs (thousands a second) would otherwise compete with
 	// Score for the two cores while it is measured; MLServer logs nothing.
-	b.stream(t, ctx)
-	b.featuresVsRedis(t, ctx)
-	b.services(t)
+	// MLOPS_BENCH_PARTS runs a subset while working on one part (stream, features, sync,
+	// predict; features needs stream); make bench-peers runs them all.
+	parts := benchParts(t, benchEnvStr("MLOPS_BENCH_PARTS", "stream,features,sync,predict"))
+	if parts["stream"] {
+		b.stream(t, ctx)
+	}
+	if parts["features"] {
+		b.featuresVsRedis(t, ctx)
+	}
+	if parts["stream"] {
+		b.services(t)
+	}
 	b.p.procs["predlog"].stop(t)
-	b.syncScoring(t, ctx)
-	b.predictVsCAPI(t, ctx)
+	if parts["sync"] {
+		b.syncScoring(t, ctx)
+	}
+	if parts["predict"] {
+		b.predictVsCAPI(t, ctx)
+	}
 	b.rep.Seconds = time.Since(began).Seconds()
 	out, err := json.MarshalIndent(b.rep, "", "  ")
 	if err != nil {
@@ -86,6 +99,24 @@ func TestBenchPeers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outDir, "stack.json"), out, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// benchParts parses MLOPS_BENCH_PARTS, a comma-separated subset of the harness's parts.
+func benchParts(t *testing.T, v string) map[string]bool {
+	t.Helper()
+	parts := map[string]bool{}
+	for p := range strings.SplitSeq(v, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "stream", "features", "sync", "predict":
+			parts[p] = true
+		default:
+			t.Fatalf("MLOPS_BENCH_PARTS: unknown part %q (stream, features, sync, predict)", p)
+		}
+	}
+	if parts["features"] && !parts["stream"] {
+		t.Fatal("MLOPS_BENCH_PARTS: features probes the accounts the stream part gave state; add stream")
+	}
+	return parts
 }
 
 type benchConfig struct {
