@@ -54,31 +54,21 @@ func benchColumns() (ref, cur [][]float64) {
 }
 
 // batchCompare does what the drift service does for one feature in a batch comparison,
-// from the raw columns: sort both, take the reference deciles as bin edges, bin both sides
-// (on sorted data, one binary search per edge), then PSI, JS and the KS test on the full
-// columns. refBuf and curBuf are scratch space of the columns' lengths.
-func batchCompare(ref, cur, refBuf, curBuf []float64, edges []float64, refCounts, curCounts []int64) (psi, js, d, p float64) {
+// from the raw columns: sort both, take the reference's bins as a profile does
+// (driftstat.ReferenceBins: deciles, tail quantiles and edges that close the reference's
+// range), bin the current column (on sorted data, one binary search per edge), then PSI, JS
+// and the KS test on the full columns. refBuf and curBuf are scratch space of the columns'
+// lengths, curCounts of at least the number of bins.
+func batchCompare(ref, cur, refBuf, curBuf []float64, curCounts []int64) (psi, js, d, p float64) {
 	copy(refBuf, ref)
 	copy(curBuf, cur)
 	slices.Sort(refBuf)
 	slices.Sort(curBuf)
-	edges = edges[:0]
-	for k := 1; k < 10; k++ {
-		pos := float64(k) / 10 * float64(len(refBuf)-1)
-		lo := int(pos)
-		q := refBuf[lo] + (refBuf[min(lo+1, len(refBuf)-1)]-refBuf[lo])*(pos-float64(lo))
-		if len(edges) == 0 || q > edges[len(edges)-1] {
-			edges = append(edges, q)
-		}
-	}
-	countSorted(refBuf, edges, refCounts[:len(edges)+1])
-	countSorted(curBuf, edges, curCounts[:len(edges)+1])
-	fr := make([]float64, 10)[:len(edges)+1]
-	for i, c := range refCounts[:len(edges)+1] {
-		fr[i] = float64(c) / float64(len(refBuf))
-	}
-	psi = driftstat.PSICounts(fr, curCounts[:len(edges)+1])
-	js = driftstat.JSDistanceCounts(fr, curCounts[:len(edges)+1])
+	edges, fr := driftstat.ReferenceBins(refBuf, 10)
+	counts := curCounts[:len(edges)+1]
+	countSorted(curBuf, edges, counts)
+	psi = driftstat.PSICounts(fr, counts)
+	js = driftstat.JSDistanceCounts(fr, counts)
 	d, p = driftstat.KSTest(refBuf, curBuf)
 	return psi, js, d, p
 }
@@ -102,12 +92,11 @@ func countSorted(sorted, edges []float64, counts []int64) {
 func BenchmarkDriftStats1M(b *testing.B) {
 	ref, cur := benchColumns()
 	refBuf, curBuf := make([]float64, benchRows), make([]float64, benchRows)
-	edges := make([]float64, 0, 10)
-	refCounts, curCounts := make([]int64, 10), make([]int64, 10)
+	curCounts := make([]int64, 10+2+len(driftstat.TailQuantiles))
 	b.ResetTimer()
 	for b.Loop() {
 		for f := range benchFeatures {
-			psi, js, _, p := batchCompare(ref[f], cur[f], refBuf, curBuf, edges, refCounts, curCounts)
+			psi, js, _, p := batchCompare(ref[f], cur[f], refBuf, curBuf, curCounts)
 			if math.IsNaN(psi) || math.IsNaN(js) || math.IsNaN(p) {
 				b.Fatalf("feature %d: NaN statistic", f)
 			}
@@ -131,7 +120,7 @@ func TestWriteBenchData(t *testing.T) {
 	// Our statistics on the same data, for the record next to Evidently's.
 	refBuf, curBuf := make([]float64, benchRows), make([]float64, benchRows)
 	for f := range benchFeatures {
-		psi, js, d, p := batchCompare(ref[f], cur[f], refBuf, curBuf, make([]float64, 0, 10), make([]int64, 10), make([]int64, 10))
+		psi, js, d, p := batchCompare(ref[f], cur[f], refBuf, curBuf, make([]int64, 10+2+len(driftstat.TailQuantiles)))
 		t.Logf("feature %02d: PSI %.4f JS %.4f KS D %.5f p %.3g", f, psi, js, d, p)
 	}
 }

@@ -41,11 +41,17 @@ const (
 // Distribution profiles one column: a feature or the score.
 type Distribution struct {
 	Name string `json:"name"`
-	// Edges are the interior bin edges, strictly increasing. Bin i holds values x with
+	// Edges are the bin edges, strictly increasing. Bin i holds values x with
 	// Edges[i-1] < x <= Edges[i]; bin 0 is (-inf, Edges[0]] and the last bin
-	// (Edges[len-1], +inf). Ties in the data can leave fewer than the requested bins.
+	// (Edges[len-1], +inf). Build closes the reference's range (driftstat.ReferenceBins):
+	// Edges[0] is just below Min and the last edge is Max, so the two outer bins hold only
+	// values outside the reference's range, and between them lie the quantile edges (Bins
+	// evenly spaced levels plus driftstat.TailQuantiles). Ties in the data can leave fewer
+	// bins. Profiles written before that change have open-ended end bins (the interior
+	// quantiles only); they load and are compared on their own edges as before.
 	Edges []float64 `json:"edges"`
-	// Fractions are the share of non-missing reference values per bin; they sum to 1.
+	// Fractions are the reference's share per bin; they sum to 1. The outer bins of a
+	// closed range get the weight of one value each (see driftstat.ReferenceBins).
 	Fractions []float64 `json:"fractions"`
 	// Count is the number of non-missing values; Missing the number of NaN values.
 	Count   int64   `json:"count"`
@@ -257,40 +263,9 @@ func describe(name string, values []float64, opts Options, stream uint64) Distri
 	if len(finite) > 1 {
 		d.Std = math.Sqrt(m2 / float64(len(finite)-1))
 	}
-	d.Edges = quantileEdges(finite, opts.Bins)
-	counts := make([]float64, len(d.Edges)+1)
-	for _, v := range finite {
-		counts[d.Bin(v)]++
-	}
-	for i := range counts {
-		counts[i] /= float64(len(finite))
-	}
-	d.Fractions = counts
+	d.Edges, d.Fractions = driftstat.ReferenceBins(finite, opts.Bins)
 	d.Sample = sample(finite, opts.SampleSize, opts.Seed, stream)
 	return d
-}
-
-// quantileEdges returns the distinct interior quantile edges of sorted values.
-func quantileEdges(sorted []float64, bins int) []float64 {
-	var edges []float64
-	for k := 1; k < bins; k++ {
-		q := quantile(sorted, float64(k)/float64(bins))
-		if q >= sorted[len(sorted)-1] {
-			break // an edge at the maximum would leave the last bin empty
-		}
-		if len(edges) == 0 || q > edges[len(edges)-1] {
-			edges = append(edges, q)
-		}
-	}
-	return edges
-}
-
-// quantile is the linear-interpolation quantile of sorted values (numpy's default method).
-func quantile(sorted []float64, q float64) float64 {
-	pos := q * float64(len(sorted)-1)
-	lo := int(math.Floor(pos))
-	hi := int(math.Ceil(pos))
-	return sorted[lo] + (sorted[hi]-sorted[lo])*(pos-float64(lo))
 }
 
 // sample returns a sorted uniform sample of at most n of the sorted values.

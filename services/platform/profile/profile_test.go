@@ -3,6 +3,7 @@ package profile_test
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -20,13 +21,18 @@ func TestBuildQuantileBins(t *testing.T) {
 		wantFrac  []float64
 		missing   int64
 	}{
+		// Quintiles 2.8 … 8.2 and the tail quantiles, between edges that close the range
+		// [1, 10]; the outer bins get the weight of one value each (12 = 10 values + 2).
 		{name: "uniform 1..10 in 5 bins", values: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
-			wantEdges: []float64{2.8, 4.6, 6.4, 8.2}, wantFrac: []float64{.2, .2, .2, .2, .2}},
-		{name: "binary feature collapses to two bins", values: []float64{0, 0, 0, 1, 1, 0, 0, 1, 0, 0},
-			wantEdges: []float64{0}, wantFrac: []float64{.7, .3}},
-		{name: "constant", values: []float64{3, 3, 3}, wantEdges: nil, wantFrac: []float64{1}},
+			wantEdges: []float64{below(1), 1.09, 1.45, 2.8, 4.6, 6.4, 8.2, 9.55, 9.91, 10},
+			wantFrac:  twelfths(1, 1, 0, 1, 2, 2, 2, 1, 0, 1, 1)},
+		{name: "binary feature: a bin per value", values: []float64{0, 0, 0, 1, 1, 0, 0, 1, 0, 0},
+			wantEdges: []float64{below(0), 0, 1}, wantFrac: twelfths(1, 7, 3, 1)},
+		{name: "constant", values: []float64{3, 3, 3}, wantEdges: []float64{below(3), 3}, wantFrac: []float64{.2, .6, .2}},
 		{name: "missing counted apart", values: []float64{1, math.NaN(), 2, 3, 4, 5, 6, 7, 8, 9, 10},
-			wantEdges: []float64{2.8, 4.6, 6.4, 8.2}, wantFrac: []float64{.2, .2, .2, .2, .2}, missing: 1},
+			wantEdges: []float64{below(1), 1.09, 1.45, 2.8, 4.6, 6.4, 8.2, 9.55, 9.91, 10},
+			wantFrac:  twelfths(1, 1, 0, 1, 2, 2, 2, 1, 0, 1, 1), missing: 1},
+		{name: "all missing", values: []float64{math.NaN(), math.NaN()}, wantEdges: nil, wantFrac: []float64{1}, missing: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +54,17 @@ func TestBuildQuantileBins(t *testing.T) {
 			}
 		})
 	}
+}
+
+// below is the largest float64 below x.
+func below(x float64) float64 { return math.Nextafter(x, math.Inf(-1)) }
+
+// twelfths divides counts by 12.
+func twelfths(counts ...float64) []float64 {
+	for i := range counts {
+		counts[i] /= 12
+	}
+	return counts
 }
 
 func TestBinBoundaries(t *testing.T) {
@@ -82,12 +99,14 @@ func TestRoundTripAndStats(t *testing.T) {
 	if math.Abs(a.Mean-5) > 0.05 || math.Abs(a.Std-2) > 0.05 {
 		t.Errorf("a: mean %.3f std %.3f, want about 5 and 2", a.Mean, a.Std)
 	}
-	if len(a.Sample) != 1000 || len(a.Edges) != 9 {
-		t.Errorf("a: sample %d edges %d, want 1000 and 9", len(a.Sample), len(a.Edges))
+	// Deciles, the tail quantiles 0.01, 0.05, 0.95, 0.99 and the two edges closing the range.
+	if len(a.Sample) != 1000 || len(a.Edges) != 15 {
+		t.Errorf("a: sample %d edges %d, want 1000 and 15", len(a.Sample), len(a.Edges))
 	}
-	for _, f := range a.Fractions {
-		if math.Abs(f-0.1) > 1e-3 {
-			t.Errorf("decile fraction %.4f, want 0.1", f)
+	levels := []float64{0, 0, .01, .05, .1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1, 1}
+	for i, f := range a.Fractions {
+		if want := levels[i+1] - levels[i]; math.Abs(f-want) > 1e-3 {
+			t.Errorf("bin %d: fraction %.4f, want %.2f", i, f, want)
 		}
 	}
 	b, err := p.Marshal()
@@ -103,6 +122,15 @@ func TestRoundTripAndStats(t *testing.T) {
 	}
 	if _, err := profile.Unmarshal([]byte(`{"version":1,"features":[{"name":"x","edges":[1],"fractions":[1]}]}`)); err == nil {
 		t.Error("Unmarshal accepted a profile with mismatched fractions")
+	}
+	// A profile written before the range was closed: interior quantile edges, open-ended
+	// end bins. It loads as it is and bins on its own edges.
+	old, err := profile.Unmarshal([]byte(`{"version":2,"features":[{"name":"x","edges":[1,2],"fractions":[0.3,0.4,0.3],"count":10,"min":0,"max":3}]}`))
+	if err != nil {
+		t.Fatalf("Unmarshal of an open-ended profile: %v", err)
+	}
+	if x := old.Feature("x"); !slices.Equal(x.Edges, []float64{1, 2}) || x.Bin(-100) != 0 || x.Bin(100) != 2 {
+		t.Errorf("open-ended profile: edges %v, Bin(-100) %d, Bin(100) %d; want [1 2], 0, 2", x.Edges, x.Bin(-100), x.Bin(100))
 	}
 }
 
