@@ -2,9 +2,12 @@ package lightgbm
 
 import (
 	"encoding/csv"
+	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // BenchmarkPredictModelFile is the model-time baseline of make bench-peers: single-row fast
@@ -13,6 +16,10 @@ import (
 // model and MLOPS_BENCH_ROWS a CSV of feature rows (a header line, then one row per line, as
 // loadtest/grpcload writes them). It is skipped without them: the other benchmarks cover the
 // binding on synthetic models.
+//
+// Next to the wall-clock ns/op each side reports cpu-ns/op, the CPU time of the thread that
+// scored (the goroutine is locked to it): on cores shared with other work the wall clock also
+// counts the time the thread waited for a core, which differs from run to run.
 func BenchmarkPredictModelFile(b *testing.B) {
 	modelPath, rowsPath := os.Getenv("MLOPS_BENCH_MODEL"), os.Getenv("MLOPS_BENCH_ROWS")
 	if modelPath == "" || rowsPath == "" {
@@ -31,7 +38,10 @@ func BenchmarkPredictModelFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer fp.Close()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		r := 0
+		cpu0 := threadCPU()
 		for b.Loop() {
 			if _, err := fp.Predict(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
 				b.Fatal(err)
@@ -40,6 +50,7 @@ func BenchmarkPredictModelFile(b *testing.B) {
 				r = 0
 			}
 		}
+		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
 	b.Run("direct-c", func(b *testing.B) {
 		fp, err := bst.NewFastPredictor(FastOptions{})
@@ -47,10 +58,14 @@ func BenchmarkPredictModelFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer fp.Close()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		b.ResetTimer()
-		if err := fp.benchDirect(m, b.N); err != nil {
+		cpu, err := fp.benchDirect(m, b.N)
+		if err != nil {
 			b.Fatal(err)
 		}
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	})
 }
 
@@ -83,4 +98,53 @@ func readBenchRows(b *testing.B, path string, cols int) Matrix {
 		m.Rows++
 	}
 	return m
+}
+
+// BenchmarkPredictModelFileColdCache is BenchmarkPredictModelFile's binding side with other
+// work between predictions, as in a service, where each prediction sits between decoding a
+// request, encoding the answer and logging it: before each row it writes evict bytes of a
+// buffer (pushing the model's trees out of the core's caches), then times the prediction
+// alone, wall clock and thread CPU. evict=0 is the hot loop.
+func BenchmarkPredictModelFileColdCache(b *testing.B) {
+	modelPath, rowsPath := os.Getenv("MLOPS_BENCH_MODEL"), os.Getenv("MLOPS_BENCH_ROWS")
+	if modelPath == "" || rowsPath == "" {
+		b.Skip("MLOPS_BENCH_MODEL and MLOPS_BENCH_ROWS name the model file and the rows (make bench-peers sets them)")
+	}
+	lib := testLib(b)
+	bst, err := lib.LoadModelFile(modelPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bst.Close() })
+	m := readBenchRows(b, rowsPath, bst.NumFeatures())
+	junk := make([]byte, 8<<20)
+	for _, evict := range []int{0, 256 << 10, 1 << 20, 8 << 20} {
+		b.Run(fmt.Sprintf("evict=%dKiB", evict>>10), func(b *testing.B) {
+			fp, err := bst.NewFastPredictor(FastOptions{NumThreads: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer fp.Close()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			var wall, cpu time.Duration
+			r := 0
+			for b.Loop() {
+				for i := 0; i < evict; i += 64 {
+					junk[i]++
+				}
+				c0, t0 := threadCPU(), time.Now()
+				if _, err := fp.Predict(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
+					b.Fatal(err)
+				}
+				wall += time.Since(t0)
+				cpu += threadCPU() - c0
+				if r++; r == m.Rows {
+					r = 0
+				}
+			}
+			b.ReportMetric(float64(wall.Nanoseconds())/float64(b.N), "predict-ns")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "predict-cpu-ns")
+		})
+	}
 }

@@ -125,13 +125,17 @@ typedef struct mlops_fast {
 
 char* mlops_fast_new(const mlops_lgbm_api* a, void* booster, int kind, int start, int num,
                      int32_t ncol, int64_t out_cap, const char* params, mlops_fast** out);
-// mlops_fast_predict scores f->in into f->out; on failure it returns -1 and copies the
-// error into f->err.
-int mlops_fast_predict(mlops_fast* f);
+// mlops_fast_predict scores row (f->ncol values; NULL means f->in) into f->out; on failure
+// it returns -1 and copies the error into f->err. LightGBM reads row during the call only.
+int mlops_fast_predict(mlops_fast* f, const double* row);
 // mlops_fast_bench_loop scores n rows cycling through rows (nrows x f->ncol, row-major),
-// copying each into f->in and calling LightGBM's fast predict straight through the function
-// pointer: the baseline for the binding's overhead (used by benchmarks only).
-int mlops_fast_bench_loop(mlops_fast* f, const double* rows, int64_t nrows, int64_t n);
+// handing each row in place to LightGBM's fast predict straight through the function
+// pointer, as a C program would: the floor for the binding's overhead (benchmarks only).
+// It stores the calling thread's CPU time spent in the loop in *cpu_ns.
+int mlops_fast_bench_loop(mlops_fast* f, const double* rows, int64_t nrows, int64_t n,
+                          int64_t* cpu_ns);
+// mlops_thread_cpu_ns returns the calling thread's CPU time in nanoseconds.
+int64_t mlops_thread_cpu_ns(void);
 void mlops_fast_free(mlops_fast* f);
 // mlops_lgbm_last_error returns LGBM_GetLastError on the calling thread.
 const char* mlops_lgbm_last_error(const mlops_lgbm_api* a);

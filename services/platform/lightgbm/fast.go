@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -46,8 +47,9 @@ func (h *fastHandle) close() error {
 
 // FastPredictor scores one row at a time through LightGBM's single-row fast path
 // (LGBM_BoosterPredictForMatSingleRowFastInit once, then
-// LGBM_BoosterPredictForMatSingleRowFast per row). Input and output live in buffers
-// allocated in C when the predictor is made, so Predict allocates nothing.
+// LGBM_BoosterPredictForMatSingleRowFast per row). LightGBM reads the caller's row in place
+// (Go memory, for the duration of the call only) and writes into an output buffer allocated
+// in C when the predictor is made, so Predict copies and allocates nothing.
 //
 // A FastPredictor is NOT safe for concurrent use: its buffers are shared by every call (and
 // LightGBM serialises calls on one FastConfig with a mutex anyway). Give each goroutine its
@@ -55,7 +57,6 @@ func (h *fastHandle) close() error {
 // predictors; the model is freed when the last of them is closed.
 type FastPredictor struct {
 	h      *fastHandle
-	in     []float64 // view of h.f.in (C memory)
 	out    []float64 // view of h.f.out (C memory)
 	ncol   int
 	outLen int
@@ -87,7 +88,6 @@ func (b *Booster) NewFastPredictor(opts FastOptions) (*FastPredictor, error) {
 	}
 	fp := &FastPredictor{
 		h:      &fastHandle{f: f, bh: b.h},
-		in:     unsafe.Slice((*float64)(unsafe.Pointer(f.in)), b.numFeatures),
 		out:    unsafe.Slice((*float64)(unsafe.Pointer(f.out)), outLen),
 		ncol:   b.numFeatures,
 		outLen: outLen,
@@ -136,9 +136,15 @@ func (p *FastPredictor) run(row []float64) error {
 	if len(row) != p.ncol {
 		return fmt.Errorf("fast predict: %w: row has %d values, model expects %d", ErrShape, len(row), p.ncol)
 	}
-	copy(p.in, row)
-	rc := C.mlops_fast_predict(p.h.f)
-	// p must stay reachable until C is done: its cleanup frees p.h.f.
+	var in *C.double // nil: the predictor's own (zeroed) input buffer, for a model without features
+	if p.ncol > 0 {
+		// A []float64 holds no Go pointers, so C may read it during the call (cgo's rules);
+		// LightGBM does not keep it.
+		in = (*C.double)(unsafe.Pointer(&row[0]))
+	}
+	rc := C.mlops_fast_predict(p.h.f, in)
+	// p must stay reachable until C is done: its cleanup frees p.h.f. row is an argument of
+	// the cgo call, so it stays reachable for the call's duration.
 	runtime.KeepAlive(p)
 	if rc != 0 {
 		return fmt.Errorf("fast predict: %w", &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(&p.h.f.err[0])})
@@ -146,18 +152,24 @@ func (p *FastPredictor) run(row []float64) error {
 	return nil
 }
 
-// benchDirect scores n rows cycling through m from a C loop that calls LightGBM's fast
-// predict directly: the baseline BenchmarkPredictSingleRowDirectC compares the binding against.
-func (p *FastPredictor) benchDirect(m Matrix, n int) error {
+// benchDirect scores n rows cycling through m from a C loop that hands each row in place to
+// LightGBM's fast predict: the floor BenchmarkPredictSingleRowDirectC compares the binding
+// against. It returns the CPU time the calling thread spent in the loop.
+func (p *FastPredictor) benchDirect(m Matrix, n int) (time.Duration, error) {
 	if m.validate() != nil || m.Cols != p.ncol {
-		return fmt.Errorf("bench: %w", ErrShape)
+		return 0, fmt.Errorf("bench: %w", ErrShape)
 	}
 	defer runtime.KeepAlive(p)
-	if C.mlops_fast_bench_loop(p.h.f, (*C.double)(unsafe.Pointer(&m.Data[0])), C.int64_t(m.Rows), C.int64_t(n)) != 0 {
-		return &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(C.mlops_lgbm_last_error(p.h.f.api))}
+	var cpu C.int64_t
+	if C.mlops_fast_bench_loop(p.h.f, (*C.double)(unsafe.Pointer(&m.Data[0])), C.int64_t(m.Rows), C.int64_t(n), &cpu) != 0 {
+		return 0, &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(C.mlops_lgbm_last_error(p.h.f.api))}
 	}
-	return nil
+	return time.Duration(cpu), nil
 }
+
+// threadCPU returns the calling OS thread's CPU time (benchmarks only: the caller locks its
+// goroutine to the thread around the measured span).
+func threadCPU() time.Duration { return time.Duration(C.mlops_thread_cpu_ns()) }
 
 // Close frees the predictor. It is idempotent.
 func (p *FastPredictor) Close() error {
