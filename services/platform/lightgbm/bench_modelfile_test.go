@@ -67,6 +67,29 @@ func BenchmarkPredictModelFile(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	})
+	// contrib is the same rows' SHAP contributions (TreeSHAP, the single-row fast path), what
+	// an explained prediction costs on top.
+	b.Run("contrib", func(b *testing.B) {
+		fp, err := bst.NewFastPredictor(FastOptions{Kind: PredictContrib, NumThreads: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer fp.Close()
+		dst := make([]float64, fp.OutputLen())
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		r := 0
+		cpu0 := threadCPU()
+		for b.Loop() {
+			if _, err := fp.PredictInto(dst, m.Data[r*m.Cols:(r+1)*m.Cols]); err != nil {
+				b.Fatal(err)
+			}
+			if r++; r == m.Rows {
+				r = 0
+			}
+		}
+		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
 }
 
 func readBenchRows(b *testing.B, path string, cols int) Matrix {

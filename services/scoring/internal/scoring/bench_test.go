@@ -210,3 +210,26 @@ func BenchmarkStreamBatchVsSingleRow(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScoreSync measures the sync Score call in process (no gRPC): validation, predict,
+// the answer and the prediction handed to the log, which publishes it to a real broker in
+// the background; no alerts, so nothing is explained. It is the service's own share of a
+// Score request's CPU next to the transport's.
+func BenchmarkScoreSync(b *testing.B) {
+	l := lib(b)
+	d := scoringtest.FraudData(b)
+	text := scoringtest.TrainModel(b, l, benchRounds)
+	cfg := testConfig(b)
+	s, _ := newTestServer(b, cfg, syncBenchDeps(b, cfg), localModel(b, l, text, "1", 1))
+	runActor(b, "sync log", s.SyncLogActor().Run)
+	reqs := make([]*scoringv1.ScoreRequest, 1000)
+	for i := range reqs {
+		reqs[i] = &scoringv1.ScoreRequest{Features: vector(d, i, "bench-sync")}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Score(b.Context(), reqs[i%len(reqs)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

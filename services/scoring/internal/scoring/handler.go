@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	eventsv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/events/v1"
@@ -46,6 +47,7 @@ func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]ka
 		defer prev.release()
 	}
 	results := make([]kafkaio.Result, len(msgs))
+	outs := make([]kafka.Message, len(msgs)) // each result's one output record
 	// One buffer for every encoded prediction of the batch: each record's value is a
 	// sub-slice; when append moves the buffer, the earlier values keep the old array.
 	buf := make([]byte, 0, 512*len(msgs))
@@ -64,7 +66,8 @@ func (s *Server) HandleFeatures(ctx context.Context, msgs []kafka.Message) ([]ka
 			}
 			continue
 		}
-		results[i].Output = []kafka.Message{rec}
+		outs[i] = rec
+		results[i].Output = outs[i : i+1 : i+1]
 	}
 	return results, nil
 }
@@ -114,18 +117,37 @@ func (s *Server) handleOne(champ, prev, chall *Model, m *kafka.Message, buf []by
 	}
 	s.held.done(m)
 	if p.Explanation != nil {
-		s.m.explanations.WithLabelValues(pathStream).Inc()
+		s.m.explainedStream.Inc()
 	}
 	if p.Latency.EndToEndSeconds > 0 {
-		s.m.endToEnd.WithLabelValues(pathStream).Observe(p.Latency.EndToEndSeconds)
+		s.m.endToEndStream.Observe(p.Latency.EndToEndSeconds)
 	}
 	from := len(buf)
-	buf, err = proto.MarshalOptions{}.MarshalAppend(buf, p)
+	buf, err = appendPrediction(buf, p, m.Value)
 	if err != nil {
 		return kafka.Message{}, buf, kafkaio.Permanent(fmt.Errorf("encode Prediction of transaction %q: %w", fv.GetTransactionId(), err))
 	}
 	value := buf[from:len(buf):len(buf)]
 	return kafkaio.NewRecord(s.cfg.PredictionsTopic, []byte(fv.GetTransactionId()), value, kafkaio.ContentTypeProtobuf, m.Headers), buf, nil
+}
+
+// predictionFeaturesField is the field number of Prediction.features.
+var predictionFeaturesField = (&eventsv1.Prediction{}).ProtoReflect().Descriptor().Fields().ByName("features").Number()
+
+// appendPrediction appends the encoding of p, whose Features were decoded from fvBytes, to
+// buf. The vector is not encoded again: the record's own bytes follow the other fields as
+// the features field (a message field is its tag, its length and its bytes, in any order),
+// which decodes to the same Prediction. p.Features is left as it was.
+func appendPrediction(buf []byte, p *eventsv1.Prediction, fvBytes []byte) ([]byte, error) {
+	fv := p.Features
+	p.Features = nil
+	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, p)
+	p.Features = fv
+	if err != nil || fv == nil {
+		return buf, err
+	}
+	buf = protowire.AppendTag(buf, predictionFeaturesField, protowire.BytesType)
+	return protowire.AppendBytes(buf, fvBytes), nil
 }
 
 // errOtherFamily marks a vector of another model family: skipped, not an error.

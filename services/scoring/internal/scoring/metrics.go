@@ -40,6 +40,10 @@ type metrics struct {
 	rejected         *prometheus.CounterVec // reason
 	skipped          *prometheus.CounterVec // spec
 
+	// Label-bound instruments of the hot paths, resolved once.
+	endToEndSync, endToEndStream   prometheus.Observer
+	explainedSync, explainedStream prometheus.Counter
+
 	window *detectionWindow
 }
 
@@ -122,6 +126,8 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 		}, []string{"spec"}),
 		window: newDetectionWindow(window),
 	}
+	m.endToEndSync, m.endToEndStream = m.endToEnd.WithLabelValues(pathSync), m.endToEnd.WithLabelValues(pathStream)
+	m.explainedSync, m.explainedStream = m.explanations.WithLabelValues(pathSync), m.explanations.WithLabelValues(pathStream)
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mlops_scoring_fraud_detection_rate",
 		Help: "Share of alerts among the most recent predictions (-metrics.detection-window); the founding document's fraud_detection_rate.",

@@ -211,12 +211,12 @@ func (s *Server) scoreOne(ctx context.Context, champ, prev, chall *Model, req *s
 		return nil, status.Error(codes.Internal, err.Error())
 	}
 	e2e := s.sc.now().Sub(start).Seconds()
-	s.m.endToEnd.WithLabelValues(pathSync).Observe(e2e)
+	s.m.endToEndSync.Observe(e2e)
 	if p.Latency.EndToEndSeconds == 0 {
 		p.Latency.EndToEndSeconds = e2e
 	}
 	if p.Explanation != nil {
-		s.m.explanations.WithLabelValues(pathSync).Inc()
+		s.m.explainedSync.Inc()
 	}
 	// The response gets its own Latency: an explanation worker may still write p's.
 	l := p.Latency

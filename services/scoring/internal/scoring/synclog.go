@@ -95,7 +95,7 @@ func (s *Server) explainNow(m *Model, p *eventsv1.Prediction) {
 	}
 	p.Explanation = ex
 	p.Latency.ExplanationSeconds = s.sc.now().Sub(start).Seconds()
-	s.m.explanations.WithLabelValues(pathSync).Inc()
+	s.m.explainedSync.Inc()
 }
 
 // logSync hands a sync prediction to the publisher without waiting: when the buffer is full
