@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +49,18 @@ func benchRecords(b *testing.B, n, accounts int) []kafka.Message {
 	return msgs
 }
 
+// processCPU is the CPU time (user and system) the process has used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkHandleBatch measures the stream handler against the real Redis: one op is one
-// record (decode, two pipelined round trips per batch, compute, encode). "replay" hands
+// record (decode, two pipelined round trips per batch, compute, encode); cpu-µs/record is the
+// whole process's CPU time (the Redis client and the GC included) per record. "replay" hands
 // every batch in twice and times only the second, all-replay pass.
 func BenchmarkHandleBatch(b *testing.B) {
 	for _, bc := range []struct {
@@ -59,6 +70,7 @@ func BenchmarkHandleBatch(b *testing.B) {
 		replay   bool
 	}{
 		{"batch=1", 1, 10000, false},
+		{"batch=10", 10, 10000, false},
 		{"batch=100", 100, 10000, false},
 		{"batch=500", 500, 10000, false},
 		{"batch=500/hot-accounts=50", 500, 50, false},
@@ -82,11 +94,12 @@ func BenchmarkHandleBatch(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), processCPU(b)
 			for from := 0; from < len(msgs); from += bc.batch {
 				run(msgs[from:min(from+bc.batch, len(msgs))])
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+			b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/record")
 		})
 	}
 }
@@ -95,8 +108,9 @@ func BenchmarkHandleBatch(b *testing.B) {
 // accounts the stream gave a history, next to the floors it cannot beat, each in the same
 // run: "redis-hmget" is a go-redis HMGET of the same key (v, s), "grpc-health" a health Check
 // through the same loopback gRPC connection (the transport alone), "direct" the handler
-// without gRPC and "grpc" the whole call. "/c8" runs eight callers at once. Besides ns/op it
-// reports the median and 99th percentile latency in µs.
+// without gRPC and "grpc" the whole call (client and server in this process). "/c8" runs eight
+// callers at once. Besides ns/op it reports the median and 99th percentile latency in µs and
+// the process's CPU time per call.
 func BenchmarkGetOnlineFeatures(b *testing.B) {
 	rdb, prefix := testRedis(b)
 	s := features.New(testConfig(outTopic, prefix), rdb, testLogger(b), prometheus.NewRegistry())
@@ -148,6 +162,7 @@ func BenchmarkGetOnlineFeatures(b *testing.B) {
 				var wg sync.WaitGroup
 				var next atomic.Int64
 				b.ResetTimer()
+				cpu0 := processCPU(b)
 				for w := range conc {
 					wg.Go(func() {
 						l := make([]time.Duration, 0, b.N/conc+1)
@@ -168,6 +183,7 @@ func BenchmarkGetOnlineFeatures(b *testing.B) {
 				}
 				wg.Wait()
 				b.StopTimer()
+				b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 				all := slices.Concat(lat...)
 				slices.Sort(all)
 				if len(all) > 0 {

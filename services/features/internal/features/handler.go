@@ -69,9 +69,10 @@ func (s *Server) HandleBatch(ctx context.Context, msgs []kafka.Message) ([]kafka
 	results := make([]kafkaio.Result, len(msgs))
 	items := make([]*item, len(msgs))
 	valid := make([]*item, 0, len(msgs))
+	backing := make([]item, len(msgs)) // one allocation for the batch's items
 	for i := range msgs {
-		it, err := decodeRecord(&msgs[i])
-		if err != nil {
+		it := &backing[i]
+		if err := decodeRecord(&msgs[i], it); err != nil {
 			s.m.invalid.Inc()
 			results[i].Err = err
 			continue
@@ -111,27 +112,27 @@ func (s *Server) HandleBatch(ctx context.Context, msgs []kafka.Message) ([]kafka
 	return results, nil
 }
 
-// decodeRecord decodes and validates one tx.validated record.
-func decodeRecord(m *kafka.Message) (*item, error) {
+// decodeRecord decodes and validates one tx.validated record into it (a zero item).
+func decodeRecord(m *kafka.Message, it *item) error {
 	if ct, ok := kafkaio.HeaderValue(m.Headers, kafkaio.HeaderContentType); ok && string(ct) != kafkaio.ContentTypeProtobuf {
-		return nil, kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("content type %q at offset %d: want %s", ct, m.Offset, kafkaio.ContentTypeProtobuf))
+		return kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("content type %q at offset %d: want %s", ct, m.Offset, kafkaio.ContentTypeProtobuf))
 	}
 	tx := &eventsv1.Transaction{}
 	if err := proto.Unmarshal(m.Value, tx); err != nil {
-		return nil, kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("decode Transaction at offset %d: %w", m.Offset, err))
+		return kafkaio.PermanentReason(kafkaio.ReasonDecode, fmt.Errorf("decode Transaction at offset %d: %w", m.Offset, err))
 	}
-	it := &item{tx: tx, shop: IsShopEvent(tx)}
+	it.tx, it.shop = tx, IsShopEvent(tx)
 	if !it.shop {
 		in, err := InputFromTransaction(tx)
 		if err != nil {
-			return nil, kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
+			return kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
 		}
 		it.in = in
 	}
 	if it.traceparent, it.tracestate = kafkaio.TraceContext(m.Headers); it.traceparent == "" {
 		it.traceparent = string(kafkaio.NewTraceparent())
 	}
-	return it, nil
+	return nil
 }
 
 // apply computes the vectors of items and folds the new transactions into their accounts'
@@ -158,6 +159,8 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 		a.items = append(a.items, it)
 	}
 	out := make([]float64, featurespec.FraudLen)
+	scratch := s.snaps.Get().(*[]store.Snapshot)
+	defer s.snaps.Put(scratch)
 	for attempt := 0; attempt < maxCASAttempts && len(todo) > 0; attempt++ {
 		reqs := make([]store.LoadRequest, len(todo))
 		for k, a := range todo {
@@ -167,7 +170,10 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 			}
 			reqs[k] = store.LoadRequest{Account: a.id, TxIDs: ids}
 		}
-		snaps := make([]store.Snapshot, len(todo))
+		if cap(*scratch) < len(todo) {
+			*scratch = append((*scratch)[:cap(*scratch)], make([]store.Snapshot, len(todo)-cap(*scratch))...)
+		}
+		snaps := (*scratch)[:len(todo)]
 		if err := s.store.Load(ctx, reqs, snaps); err != nil {
 			return err
 		}
@@ -273,8 +279,9 @@ func (s *Server) purchaseValue(it *item) {
 	it.value, it.err = s.encodeVector(it, out, s.now())
 }
 
-// vector builds the FeatureVector of it with values (copied): the fraud spec's, or the
-// purchase spec's for a shop event. A shop event's vector id is derived from its transaction
+// vector builds the FeatureVector of it with values (not copied: the caller leaves them
+// alone while the vector is in use): the fraud spec's, or the purchase spec's for a shop
+// event. A shop event's vector id is derived from its transaction
 // id, so a replay (which recomputes it) publishes the same id.
 func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.FeatureVector {
 	sp := &s.fraud
@@ -293,7 +300,7 @@ func (s *Server) vector(it *item, values []float64, now time.Time) *eventsv1.Fea
 		SpecName:        sp.spec.Name,
 		SpecVersion:     sp.version,
 		SpecFingerprint: sp.fingerprint,
-		Values:          append([]float64(nil), values...),
+		Values:          values,
 		ComputedAt:      timestamppb.New(now),
 		Amount:          it.tx.GetAmount(),
 		Currency:        it.tx.GetCurrency(),

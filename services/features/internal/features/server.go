@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Server struct {
 	specProto *featuresv1.FeatureSpec
 	m         *metrics
 	now       func() time.Time
+	// snaps holds *[]store.Snapshot scratch whose decoded states' slices are reused from
+	// call to call (apply, readOnline).
+	snaps sync.Pool
 }
 
 // servedSpec is a spec with its version and fingerprint as written into vectors.
@@ -70,6 +74,7 @@ func New(cfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Regi
 		m:        newMetrics(reg),
 		now:      time.Now,
 	}
+	s.snaps.New = func() any { return new([]store.Snapshot) }
 	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.fraud.version, Fingerprint: s.fraud.fingerprint}
 	for _, f := range spec.Features {
 		s.specProto.Features = append(s.specProto.Features, &featuresv1.Feature{Name: f.Name, Description: f.Description})
@@ -150,7 +155,12 @@ func (s *Server) purchaseOnline(ctx context.Context, tx *eventsv1.Transaction, n
 // readOnline computes it's vector without changing the state.
 func (s *Server) readOnline(ctx context.Context, it *item) (*eventsv1.FeatureVector, error) {
 	reqs := []store.LoadRequest{{Account: it.tx.GetAccountId(), TxIDs: []string{it.tx.GetTransactionId()}}}
-	snaps := make([]store.Snapshot, 1)
+	scratch := s.snaps.Get().(*[]store.Snapshot)
+	defer s.snaps.Put(scratch)
+	if len(*scratch) == 0 {
+		*scratch = make([]store.Snapshot, 1)
+	}
+	snaps := (*scratch)[:1]
 	if err := s.store.Load(ctx, reqs, snaps); err != nil {
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
