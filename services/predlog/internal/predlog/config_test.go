@@ -22,7 +22,8 @@ func TestParseConfig(t *testing.T) {
 			check: func(t *testing.T, c predlog.Config) {
 				if c.ESURL != "http://127.0.0.1:9200" || c.Writer.IndexPrefix != "predictions" ||
 					c.Writer.PendingIndex != "predlog-pending-labels" || c.Writer.LabelMaxDelay != 180*24*time.Hour ||
-					c.Writer.PendingMaxAge != 7*24*time.Hour || c.ESDialTimeout != 5*time.Second {
+					c.Writer.PendingMaxAge != 7*24*time.Hour || c.ESDialTimeout != 5*time.Second ||
+					c.Writer.RefreshInterval != predlog.DefaultRefreshInterval || c.Writer.BulkInFlight != predlog.DefaultBulkInFlight {
 					t.Errorf("defaults: %+v", c)
 				}
 				if strings.Join(c.Kafka.Topics, ",") != "predictions.v1,labels.v1" || c.Kafka.GroupID != "predlog" {
@@ -33,18 +34,22 @@ func TestParseConfig(t *testing.T) {
 		{
 			name: "flag_over_env",
 			args: []string{"-es.index-prefix", "preds"},
-			env:  map[string]string{"ES_INDEX_PREFIX": "other", "ES_URL": "http://es:9200", "LABEL_MAX_DELAY": "720h", "LABEL_PENDING_MAX_AGE": "48h", "ES_DIAL_TIMEOUT": "2s"},
+			env: map[string]string{"ES_INDEX_PREFIX": "other", "ES_URL": "http://es:9200", "LABEL_MAX_DELAY": "720h", "LABEL_PENDING_MAX_AGE": "48h", "ES_DIAL_TIMEOUT": "2s",
+				"ES_REFRESH_INTERVAL": "30s", "ES_BULK_IN_FLIGHT": "3"},
 			check: func(t *testing.T, c predlog.Config) {
 				if c.Writer.IndexPrefix != "preds" || c.ESURL != "http://es:9200" || c.Writer.LabelMaxDelay != 720*time.Hour ||
-					c.Writer.PendingMaxAge != 48*time.Hour || c.ESDialTimeout != 2*time.Second {
+					c.Writer.PendingMaxAge != 48*time.Hour || c.ESDialTimeout != 2*time.Second ||
+					c.Writer.RefreshInterval != "30s" || c.Writer.BulkInFlight != 3 {
 					t.Errorf("got %+v", c)
 				}
 			},
 		},
 		{
-			name:    "invalid",
-			args:    []string{"-es.url", "nohost", "-es.timeout", "0s", "-es.dial-timeout", "0s", "-label.max-delay", "-1h", "-label.pending-max-age", "0s", "-kafka.topics", "predictions.v1,other"},
-			wantErr: []string{"elasticsearch URL", "elasticsearch timeout", "elasticsearch dial timeout", "label max delay", "label pending max age", `"other"`},
+			name: "invalid",
+			args: []string{"-es.url", "nohost", "-es.timeout", "0s", "-es.dial-timeout", "0s", "-label.max-delay", "-1h", "-label.pending-max-age", "0s", "-kafka.topics", "predictions.v1,other",
+				"-es.refresh-interval", "-1", "-es.bulk-in-flight", "0"},
+			wantErr: []string{"elasticsearch URL", "elasticsearch timeout", "elasticsearch dial timeout", "label max delay", "label pending max age", `"other"`,
+				`refresh interval "-1"`, "bulk requests in flight 0"},
 		},
 		{
 			name:    "same_topics",

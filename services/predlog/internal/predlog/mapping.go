@@ -109,20 +109,27 @@ func pendingMappings() map[string]any {
 	}
 }
 
-var indexSettings = map[string]any{
-	"number_of_shards":   1,
-	"number_of_replicas": 0,
-	"refresh_interval":   "1s",
+// indexSettings are the settings of the prediction indices: one shard without replicas (a
+// single node; a cluster raises number_of_replicas on the live indices) and the refresh
+// interval, which bounds how long an acknowledged document stays invisible to search (never to
+// predlog's own realtime reads).
+func indexSettings(refresh string) map[string]any {
+	return map[string]any{
+		"number_of_shards":   1,
+		"number_of_replicas": 0,
+		"refresh_interval":   refresh,
+	}
 }
 
 // PredictionTemplate returns the body of the composable index template for the prediction
 // indices prefix-* (one per month), which also puts every such index behind the alias prefix.
-func PredictionTemplate(prefix string) ([]byte, error) {
+// refresh is their refresh_interval (e.g. "1s", "10s").
+func PredictionTemplate(prefix, refresh string) ([]byte, error) {
 	body := map[string]any{
 		"index_patterns": []string{prefix + "-*"},
 		"priority":       predictionTemplatePriority,
 		"template": map[string]any{
-			"settings": indexSettings,
+			"settings": indexSettings(refresh),
 			"mappings": Mappings(),
 			"aliases":  map[string]any{prefix: map[string]any{}},
 		},
@@ -135,13 +142,17 @@ func PredictionTemplate(prefix string) ([]byte, error) {
 	return b, nil
 }
 
+// pendingRefreshInterval is the refresh interval of the pending-label index: few writes, and
+// ExpirePending searches it.
+const pendingRefreshInterval = "1s"
+
 // PendingTemplate returns the body of the index template for the pending-label index.
 func PendingTemplate(index string) ([]byte, error) {
 	body := map[string]any{
 		"index_patterns": []string{index},
 		"priority":       pendingTemplatePriority,
 		"template": map[string]any{
-			"settings": indexSettings,
+			"settings": indexSettings(pendingRefreshInterval),
 			"mappings": pendingMappings(),
 		},
 		"_meta": map[string]any{"managed_by": "predlog"},

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +49,14 @@ type WriterConfig struct {
 	// above the longest outage of the prediction path you want to absorb (and the retention
 	// of predictions.v1). Default: 168h (7 days).
 	PendingMaxAge time.Duration
+	// RefreshInterval is the refresh_interval of the prediction indices (the index template):
+	// how long an acknowledged document may stay invisible to searches (Kibana, the trainer,
+	// the drift service). predlog's own reads are realtime gets and never wait for it.
+	// Default: DefaultRefreshInterval.
+	RefreshInterval string
+	// BulkInFlight is how many bulk requests one batch of predictions is split into and sent
+	// concurrently (each acknowledged before the batch is). Default: DefaultBulkInFlight.
+	BulkInFlight int
 }
 
 func (c WriterConfig) withDefaults() WriterConfig {
@@ -62,8 +72,20 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	if c.PendingMaxAge <= 0 {
 		c.PendingMaxAge = DefaultPendingMaxAge
 	}
+	if c.RefreshInterval == "" {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.BulkInFlight <= 0 {
+		c.BulkInFlight = DefaultBulkInFlight
+	}
 	return c
 }
+
+// DefaultRefreshInterval is the default of WriterConfig.RefreshInterval.
+const DefaultRefreshInterval = "1s"
+
+// DefaultBulkInFlight is the default of WriterConfig.BulkInFlight.
+const DefaultBulkInFlight = 1
 
 // DefaultPendingMaxAge is the default of WriterConfig.PendingMaxAge.
 const DefaultPendingMaxAge = 7 * 24 * time.Hour
@@ -108,7 +130,7 @@ func (w *Writer) Config() WriterConfig { return w.cfg }
 // that a field added to the documents would be refused by the strict mapping of the current
 // month's index until the month rolls over. It is idempotent.
 func (w *Writer) PutTemplates(ctx context.Context) error {
-	pt, err := PredictionTemplate(w.cfg.IndexPrefix)
+	pt, err := PredictionTemplate(w.cfg.IndexPrefix, w.cfg.RefreshInterval)
 	if err != nil {
 		return err
 	}
@@ -250,10 +272,65 @@ func (w *Writer) itemErr(it esbulk.Item) error {
 	return kafkaio.PermanentReason(ReasonESRejected, err)
 }
 
+// minSplit is the fewest operations a concurrent part of a bulk (BulkInFlight) gets.
+const minSplit = 100
+
 func (w *Writer) bulk(ctx context.Context, ops []esbulk.Op) ([]esbulk.Item, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
+	parts := min(w.cfg.BulkInFlight, len(ops)/minSplit)
+	if parts <= 1 {
+		return w.bulkOne(ctx, ops)
+	}
+	// Concurrent parts: Elasticsearch runs each bulk shard request on one write thread, so
+	// one request at a time leaves the other cores idle. Operations are split by document, so
+	// two operations on one document stay in one part, in their order; the batch is
+	// acknowledged only when every part is.
+	idx := make([][]int, parts)
+	for i, op := range ops {
+		p := int(fnv1a(op.ID) % uint32(parts))
+		idx[p] = append(idx[p], i)
+	}
+	items := make([]esbulk.Item, len(ops))
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		if len(idx[p]) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			part := make([]esbulk.Op, len(idx[p]))
+			for k, i := range idx[p] {
+				part[k] = ops[i]
+			}
+			its, err := w.bulkOne(ctx, part)
+			if err != nil {
+				errs[p] = err
+				return
+			}
+			for k, i := range idx[p] {
+				items[i] = its[k]
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+func (w *Writer) bulkOne(ctx context.Context, ops []esbulk.Op) ([]esbulk.Item, error) {
 	start := time.Now()
 	items, err := w.es.Bulk(ctx, ops)
 	w.m.requestDuration.WithLabelValues(opBulk).Observe(time.Since(start).Seconds())
@@ -303,22 +380,50 @@ func (w *Writer) handlePredictions(ctx context.Context, msgs []kafka.Message) ([
 			res[i].Err = kafkaio.PermanentReason(kafkaio.ReasonValidation, err)
 			continue
 		}
-		ops = append(ops, esbulk.Op{Action: esbulk.ActionUpdate, Index: IndexFor(w.cfg.IndexPrefix, at), ID: doc.id, Doc: doc, DocAsUpsert: true})
+		ops = append(ops, esbulk.Op{Action: esbulk.ActionCreate, Index: IndexFor(w.cfg.IndexPrefix, at), ID: doc.id, Doc: doc})
 		opMsg = append(opMsg, i)
 	}
+	// A prediction document normally does not exist yet (labels that come first wait in the
+	// pending index), so each is first created: Elasticsearch then indexes it directly, where
+	// an update must read the document, merge and re-serialise it. A document that exists
+	// (a replayed or duplicate prediction, possibly with its label already on it) fails the
+	// create with 409 and is merged with update+doc_as_upsert as before, so an existing
+	// label is never clobbered.
 	items, err := w.bulk(ctx, ops)
 	if err != nil {
 		return nil, requestErr(err)
 	}
 	var done []written
+	var merges []esbulk.Op
+	var mergeMsg []int
 	for j, it := range items {
 		i := opMsg[j]
+		if it.Status == http.StatusConflict {
+			op := ops[j]
+			op.Action, op.DocAsUpsert = esbulk.ActionUpdate, true
+			merges = append(merges, op)
+			mergeMsg = append(mergeMsg, i)
+			continue
+		}
 		if err := w.itemErr(it); err != nil {
 			res[i].Err = err
 			continue
 		}
 		done = append(done, written{msg: i, index: ops[j].Index, id: ops[j].ID})
 	}
+	items, err = w.bulk(ctx, merges)
+	if err != nil {
+		return nil, requestErr(err)
+	}
+	for j, it := range items {
+		i := mergeMsg[j]
+		if err := w.itemErr(it); err != nil {
+			res[i].Err = err
+			continue
+		}
+		done = append(done, written{msg: i, index: merges[j].Index, id: merges[j].ID})
+	}
+	slices.SortFunc(done, func(a, b written) int { return a.msg - b.msg })
 	w.m.docsWritten.WithLabelValues(kindPrediction).Add(float64(len(done)))
 	if err := w.adoptPending(ctx, done, res); err != nil {
 		return nil, err
