@@ -90,6 +90,27 @@ func BenchmarkPredictModelFile(b *testing.B) {
 		}
 		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	})
+	// treeshap is the same contributions from the Go TreeSHAP.
+	b.Run("treeshap", func(b *testing.B) {
+		ts, err := bst.NewTreeSHAP()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst := make([]float64, ts.OutputLen())
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		r := 0
+		cpu0 := threadCPU()
+		for b.Loop() {
+			if _, err := ts.PredictInto(dst, m.Data[r*m.Cols:(r+1)*m.Cols]); err != nil {
+				b.Fatal(err)
+			}
+			if r++; r == m.Rows {
+				r = 0
+			}
+		}
+		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+	})
 }
 
 func readBenchRows(b *testing.B, path string, cols int) Matrix {

@@ -147,6 +147,22 @@ func TestLightGBMParityPredict(t *testing.T) {
 			}
 			check("fast", single)
 			check("pool", pooled)
+			if kind.kind == PredictContrib {
+				// The Go TreeSHAP, to the same tolerance.
+				ts, err := b.NewTreeSHAP()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var goSHAP []float64
+				for i := 0; i < rows.Rows; i++ {
+					n, err := ts.PredictInto(buf, rows.Data[i*rows.Cols:(i+1)*rows.Cols])
+					if err != nil {
+						t.Fatal(err)
+					}
+					goSHAP = append(goSHAP, buf[:n]...)
+				}
+				check("treeshap", goSHAP)
+			}
 			if err := fp.Close(); err != nil {
 				t.Error(err)
 			}
@@ -156,7 +172,7 @@ func TestLightGBMParityPredict(t *testing.T) {
 		}
 	}
 
-	t.Logf("LightGBM %s: %d rows x (normal, raw, contrib) x (batch, parallel, fast, pool) x (file, string): max |go-python| = %g",
+	t.Logf("LightGBM %s: %d rows x (normal, raw, contrib) x (batch, parallel, fast, pool; contrib also the Go TreeSHAP) x (file, string): max |go-python| = %g",
 		want.Version, rows.Rows, worst)
 
 	// Contributions sum to the raw score: a check of the layout (features..., bias).
