@@ -21,7 +21,7 @@ const (
 	DefaultClientID          = "mlops"
 	DefaultDLQTopic          = topics.TxDLQ
 	DefaultBatchTimeout      = 5 * time.Millisecond
-	DefaultBatchSize         = 1000
+	DefaultBatchSize         = 100
 	DefaultMaxBatch          = 500
 	DefaultMinBytes          = 1
 	DefaultMaxBytes          = 10 << 20
@@ -34,7 +34,28 @@ const (
 	DefaultRebalanceTimeout  = 10 * time.Second
 	DefaultLagInterval       = 10 * time.Second
 	DefaultPartitions        = 6
+	DefaultCompression       = CompressionNone
+	DefaultCommitInterval    = 100 * time.Millisecond
+	DefaultBatchWait         = 0 * time.Millisecond
 )
+
+// Producer compression codecs (Config.Compression).
+const (
+	CompressionNone   = "none"
+	CompressionGzip   = "gzip"
+	CompressionSnappy = "snappy"
+	CompressionLz4    = "lz4"
+	CompressionZstd   = "zstd"
+)
+
+// compressionCodecs maps the names Config.Compression accepts to kafka-go's codecs.
+var compressionCodecs = map[string]kafka.Compression{
+	CompressionNone:   0,
+	CompressionGzip:   kafka.Gzip,
+	CompressionSnappy: kafka.Snappy,
+	CompressionLz4:    kafka.Lz4,
+	CompressionZstd:   kafka.Zstd,
+}
 
 // joinGroupBackoff is how long the reader waits before joining its group again after a
 // failed attempt (kafka-go's default of 5s is slow when a fresh broker is still creating
@@ -62,11 +83,19 @@ type Config struct {
 	// partially filled batch, and so caps the latency it adds. Default: 5ms.
 	BatchTimeout time.Duration
 	// BatchSize is the most records the producer sends to one partition in one request.
-	// Default: 1000.
+	// kafka-go sets aside room for BatchSize records (152 bytes each) for every batch it
+	// starts, however few records the batch ends up with, so a large value costs allocation
+	// and GC time on every produce call. Default: 100.
 	BatchSize int
+	// Compression is the producer's compression codec: none, gzip, snappy, lz4 or zstd
+	// (consumers decompress whatever they fetch). Default: none.
+	Compression string
 	// MaxBatch is the most records the consumer hands to the handler, writes and commits
 	// together. Default: 500.
 	MaxBatch int
+	// BatchWait is how long a consumer waits for more records to fill a batch after the
+	// first one arrived, before it handles the batch. Default: 0.
+	BatchWait time.Duration
 	// MinBytes is the least data, in bytes, a fetch waits for (up to MaxWait). Default: 1.
 	MinBytes int
 	// MaxBytes is the most data, in bytes, one fetch returns. Default: 10 MiB.
@@ -74,6 +103,14 @@ type Config struct {
 	// MaxWait is how long the broker may hold a fetch while waiting for MinBytes.
 	// Default: 250ms.
 	MaxWait time.Duration
+	// CommitInterval is how often a consumer commits the offsets of the records it has
+	// finished (handled, and their outputs acknowledged by the brokers): the loop hands each
+	// finished batch's offsets to the reader, which commits the latest of them per partition
+	// every CommitInterval and once more when the consumer stops or loses its partitions. A
+	// record is therefore never committed before its outputs are acknowledged; a crash
+	// redelivers up to CommitInterval more records (handlers are idempotent). A negative
+	// value commits synchronously after every batch. Default: 100ms.
+	CommitInterval time.Duration
 	// RetryBackoffMin and RetryBackoffMax bound the capped exponential backoff (with full
 	// jitter) between attempts at a transient failure. Defaults: 100ms and 10s.
 	RetryBackoffMin time.Duration
@@ -128,6 +165,9 @@ func (c Config) withDefaults() Config {
 	setIfZero(&c.BatchTimeout, DefaultBatchTimeout)
 	setIfZero(&c.BatchSize, DefaultBatchSize)
 	setIfZero(&c.MaxBatch, DefaultMaxBatch)
+	setIfZero(&c.Compression, DefaultCompression)
+	setIfZero(&c.CommitInterval, DefaultCommitInterval)
+	setIfZero(&c.BatchWait, DefaultBatchWait)
 	setIfZero(&c.MinBytes, DefaultMinBytes)
 	setIfZero(&c.MaxBytes, DefaultMaxBytes)
 	setIfZero(&c.MaxWait, DefaultMaxWait)
@@ -166,6 +206,7 @@ func (c Config) Validate() error {
 		v    time.Duration
 	}{
 		{"batch timeout", d.BatchTimeout},
+		{"batch wait", d.BatchWait},
 		{"max wait", d.MaxWait},
 		{"retry backoff min", d.RetryBackoffMin},
 		{"retry backoff max", d.RetryBackoffMax},
@@ -179,6 +220,9 @@ func (c Config) Validate() error {
 		if p.v < 0 {
 			errs = append(errs, fmt.Errorf("kafka %s %v: must not be negative", p.name, p.v))
 		}
+	}
+	if _, ok := compressionCodecs[d.Compression]; !ok {
+		errs = append(errs, fmt.Errorf("kafka compression %q: want none, gzip, snappy, lz4 or zstd", d.Compression))
 	}
 	if err := d.validateSecurity(); err != nil {
 		errs = append(errs, err)
@@ -243,7 +287,7 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 		SessionTimeout:    c.SessionTimeout,
 		RebalanceTimeout:  c.RebalanceTimeout,
 		JoinGroupBackoff:  joinGroupBackoff,
-		CommitInterval:    0, // synchronous commits: CommitMessages returns once the broker has them
+		CommitInterval:    max(c.CommitInterval, 0), // 0: synchronous, CommitMessages returns once the broker has them
 		StartOffset:       kafka.FirstOffset,
 		ReadBackoffMin:    c.RetryBackoffMin,
 		ReadBackoffMax:    min(c.RetryBackoffMax, time.Second),
@@ -258,6 +302,7 @@ func (c Config) readerConfig(logger kafka.Logger) kafka.ReaderConfig {
 //	-kafka.group KAFKA_GROUP                -kafka.topics KAFKA_TOPICS
 //	-kafka.dlq-topic KAFKA_DLQ_TOPIC        -kafka.batch-timeout KAFKA_BATCH_TIMEOUT
 //	-kafka.batch-size KAFKA_BATCH_SIZE      -kafka.max-batch KAFKA_MAX_BATCH
+//	-kafka.compression KAFKA_COMPRESSION    -kafka.commit-interval KAFKA_COMMIT_INTERVAL
 //	-kafka.min-bytes KAFKA_MIN_BYTES        -kafka.max-bytes KAFKA_MAX_BYTES
 //	-kafka.max-wait KAFKA_MAX_WAIT          -kafka.retry-backoff-min KAFKA_RETRY_BACKOFF_MIN
 //	-kafka.retry-backoff-max KAFKA_RETRY_BACKOFF_MAX
@@ -292,7 +337,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	flagenv.StringVar(fs, getenv, &c.DLQTopic, "kafka.dlq-topic", "KAFKA_DLQ_TOPIC", c.DLQTopic, "Kafka dead-letter topic for records that fail permanently")
 	flagenv.DurationVar(fs, getenv, &c.BatchTimeout, "kafka.batch-timeout", "KAFKA_BATCH_TIMEOUT", c.BatchTimeout, "longest the producer waits to fill a batch")
 	flagenv.IntVar(fs, getenv, &c.BatchSize, "kafka.batch-size", "KAFKA_BATCH_SIZE", c.BatchSize, "most records per produce request and partition")
+	flagenv.StringVar(fs, getenv, &c.Compression, "kafka.compression", "KAFKA_COMPRESSION", c.Compression, "producer compression: none, gzip, snappy, lz4 or zstd")
 	flagenv.IntVar(fs, getenv, &c.MaxBatch, "kafka.max-batch", "KAFKA_MAX_BATCH", c.MaxBatch, "most records handled and committed together")
+	flagenv.DurationVar(fs, getenv, &c.CommitInterval, "kafka.commit-interval", "KAFKA_COMMIT_INTERVAL", c.CommitInterval, "how often the consumer commits finished records (negative: after every batch, synchronously)")
+	flagenv.DurationVar(fs, getenv, &c.BatchWait, "kafka.batch-wait", "KAFKA_BATCH_WAIT", c.BatchWait, "longest the consumer waits to fill a batch after its first record")
 	flagenv.IntVar(fs, getenv, &c.MinBytes, "kafka.min-bytes", "KAFKA_MIN_BYTES", c.MinBytes, "least bytes a fetch waits for")
 	flagenv.IntVar(fs, getenv, &c.MaxBytes, "kafka.max-bytes", "KAFKA_MAX_BYTES", c.MaxBytes, "most bytes one fetch returns")
 	flagenv.DurationVar(fs, getenv, &c.MaxWait, "kafka.max-wait", "KAFKA_MAX_WAIT", c.MaxWait, "longest a fetch waits for min-bytes")

@@ -72,7 +72,8 @@ func callRecover(ctx context.Context, h Handler, m kafka.Message) (out []kafka.M
 }
 
 // Consumer is the at-least-once consumer loop of one consumer group: fetch a batch, handle
-// it, write every output and dead-letter record with acks=all, then commit. Create it with
+// it, write every output and dead-letter record with acks=all, then commit (hand the offsets
+// to the reader, which commits them every Config.CommitInterval and when the consumer stops). Create it with
 // NewConsumer and run it with Run (or use ConsumerActor).
 type Consumer struct {
 	cfg     Config
@@ -223,6 +224,8 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 	}()
 
 	batch := make([]kafka.Message, 0, c.cfg.MaxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -244,6 +247,21 @@ func (c *Consumer) Run(ctx context.Context) (err error) {
 			default:
 				break fill
 			}
+		}
+		if c.cfg.BatchWait > 0 && len(batch) < c.cfg.MaxBatch {
+			linger.Reset(c.cfg.BatchWait)
+		wait:
+			for len(batch) < c.cfg.MaxBatch {
+				select {
+				case m := <-fetched:
+					batch = append(batch, m)
+				case <-linger.C:
+					break wait
+				case <-ctx.Done():
+					break wait
+				}
+			}
+			linger.Stop()
 		}
 		if err := c.process(ctx, workCtx, reader, producer, batch); err != nil {
 			if errors.Is(err, errAbandoned) {

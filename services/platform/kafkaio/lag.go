@@ -209,6 +209,9 @@ func assignmentOf(v any) (map[topicPartition]int64, bool) {
 // brokers are unreachable.
 func (l *lagTracker) pollLoop(ctx context.Context, cfg Config, interval time.Duration, logger *slog.Logger) {
 	transport := cfg.mustTransport()
+	// Only the input topics' metadata: by default kafka-go refreshes that of every topic of
+	// the cluster every few seconds, which costs far more than the poll.
+	transport.MetadataTopics = cfg.Topics
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: max(interval, 5*time.Second), Transport: transport}
 	t := time.NewTicker(interval)

@@ -3,7 +3,10 @@ package kafkaio
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,12 +20,27 @@ import (
 // to a random partition. Topics are never created implicitly: writing to a missing topic
 // fails (create topics with EnsureTopics).
 //
+// The producer's connections keep the metadata of the topics it has written to and no
+// others: kafka-go refreshes its cached metadata every few seconds, and asking for every
+// topic of a large cluster each time costs both sides far more CPU than the records. The
+// first write to a new topic therefore starts a new kafka-go writer for the larger topic set
+// (after the writes in flight, which it waits for); a service writes to a handful of topics.
+//
 // A Producer is safe for concurrent use. Concurrent WriteMessages calls share batches, which
 // is where BatchTimeout pays off. Close it when done.
 type Producer struct {
-	w         *kafka.Writer
+	cfg          Config
+	batchTimeout time.Duration
+	logger       *slog.Logger
+	m            *metrics
+
+	// mu guards the fields below: WriteMessages holds it for reading while it writes, and
+	// replacing the writer holds it for writing.
+	mu        sync.RWMutex
+	topics    map[string]bool // the topics w's metadata covers
+	w         *kafka.Writer   // nil until the first write, and after Close
 	transport *kafka.Transport
-	m         *metrics
+	closed    bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -44,23 +62,30 @@ func newProducer(cfg Config, batchTimeout time.Duration, logger *slog.Logger, m 
 	if batchTimeout <= 0 {
 		batchTimeout = cfg.BatchTimeout
 	}
-	transport := cfg.mustTransport() // TLS and SASL of cfg
+	return &Producer{cfg: cfg, batchTimeout: batchTimeout, logger: logger, m: m, topics: map[string]bool{}}
+}
+
+// newWriter returns a kafka-go writer, and its transport, whose metadata covers topics.
+func (p *Producer) newWriter(topics []string) (*kafka.Writer, *kafka.Transport) {
+	transport := p.cfg.mustTransport() // TLS and SASL of cfg
+	transport.MetadataTopics = topics
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(cfg.Brokers...),
+		Addr:                   kafka.TCP(p.cfg.Brokers...),
 		Balancer:               kafka.Murmur2Balancer{},
 		MaxAttempts:            3,
-		WriteBackoffMin:        cfg.RetryBackoffMin,
-		WriteBackoffMax:        min(cfg.RetryBackoffMax, time.Second),
-		BatchSize:              cfg.BatchSize,
-		BatchBytes:             int64(cfg.MaxBytes),
-		BatchTimeout:           batchTimeout,
+		WriteBackoffMin:        p.cfg.RetryBackoffMin,
+		WriteBackoffMax:        min(p.cfg.RetryBackoffMax, time.Second),
+		BatchSize:              p.cfg.BatchSize,
+		BatchBytes:             int64(p.cfg.MaxBytes),
+		BatchTimeout:           p.batchTimeout,
 		RequiredAcks:           kafka.RequireAll,
+		Compression:            compressionCodecs[p.cfg.Compression],
 		Async:                  false,
 		AllowAutoTopicCreation: false,
 		Transport:              transport,
-		ErrorLogger:            errorLogger(logger),
+		ErrorLogger:            errorLogger(p.logger),
 	}
-	return &Producer{w: w, transport: transport, m: m}
+	return w, transport
 }
 
 // WriteMessages writes msgs and returns once all of them were acknowledged by all in-sync
@@ -76,10 +101,60 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 			return fmt.Errorf("kafka write: record %d has no topic", i)
 		}
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+	p.mu.RLock()
+	for !p.covers(msgs) {
+		p.mu.RUnlock()
+		if err := p.addTopics(msgs); err != nil {
+			return err
+		}
+		p.mu.RLock()
+	}
+	err := p.w.WriteMessages(ctx, msgs...)
+	p.mu.RUnlock()
+	if err != nil {
 		return fmt.Errorf("kafka write %d records to %s: %w", len(msgs), topicsOf(msgs), err)
 	}
 	p.countProduced(msgs)
+	return nil
+}
+
+// covers reports whether the current writer's metadata covers the topics of msgs. Callers
+// hold mu.
+func (p *Producer) covers(msgs []kafka.Message) bool {
+	if p.w == nil {
+		return false // addTopics starts the writer, or fails if closed
+	}
+	last := ""
+	for i := range msgs {
+		if t := msgs[i].Topic; t != last {
+			if !p.topics[t] {
+				return false
+			}
+			last = t
+		}
+	}
+	return true
+}
+
+// addTopics replaces the writer with one whose metadata also covers the topics of msgs.
+// Closing the old writer waits for nothing: every write through it has returned (they hold
+// mu for reading).
+func (p *Producer) addTopics(msgs []kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("kafka write %d records to %s: %w", len(msgs), topicsOf(msgs), io.ErrClosedPipe)
+	}
+	for i := range msgs {
+		p.topics[msgs[i].Topic] = true
+	}
+	if p.w != nil {
+		if err := p.w.Close(); err != nil && p.logger != nil {
+			p.logger.Warn("close kafka writer replaced for a new topic", "err", err)
+		}
+		p.transport.CloseIdleConnections()
+	}
+	p.w, p.transport = p.newWriter(slices.Sorted(maps.Keys(p.topics)))
 	return nil
 }
 
@@ -95,9 +170,15 @@ func (p *Producer) countProduced(msgs []kafka.Message) {
 }
 
 // Close flushes pending records and releases connections. It is safe to call more than once;
-// later calls return the first call's result.
+// later calls return the first call's result. Writes after Close fail.
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.closed = true
+		if p.w == nil {
+			return
+		}
 		p.closeErr = p.w.Close()
 		p.transport.CloseIdleConnections()
 		if p.closeErr != nil {
