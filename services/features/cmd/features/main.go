@@ -46,7 +46,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 		"output_topic", cfg.OutputTopic, "redis_addr", cfg.RedisAddr, "redis_prefix", cfg.RedisPrefix,
 		"redis_username", cfg.RedisUsername, "redis_password_set", cfg.RedisPassword.IsSet(), "redis_tls", cfg.RedisTLS.On(),
 		"kafka_sasl", cfg.Kafka.SASLMechanism, "kafka_tls", cfg.Kafka.TLS.On(), "grpc_tls", cfg.GRPCTLS.Enabled(), "grpc_mtls", cfg.GRPCTLS.MutualTLS(),
-		"replay_window", cfg.ReplayWindow, "state_ttl", cfg.StateTTL)
+		"replay_window", cfg.ReplayWindow, "state_ttl", cfg.StateTTL, "state_cache", cfg.StateCache)
 
 	// go-redis logs through a process-wide logger (stderr by default); route it to ours.
 	redis.SetLogger(redisLogger{rt.Logger})

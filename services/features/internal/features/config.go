@@ -50,7 +50,16 @@ type Config struct {
 	// StateTTL, when positive, lets an account's state expire after that long without a
 	// transaction (-features.state-ttl). Default: 0, never.
 	StateTTL time.Duration
+	// StateCache is how many accounts' states the service remembers after writing them, so
+	// that the account's next transactions skip loading it from Redis (one round trip per
+	// batch instead of two); Redis refuses a write computed on a state that is no longer
+	// the stored one, and the account is then reloaded (-features.state-cache). Each entry
+	// holds one encoded state (a few hundred bytes). 0 turns it off. Default: 50000.
+	StateCache int
 }
+
+// DefaultStateCache is the default of Config.StateCache.
+const DefaultStateCache = 50000
 
 // DefaultRedisPrefix is the default of Config.RedisPrefix: "mlops:features:<spec id>:".
 func DefaultRedisPrefix() string { return "mlops:features:" + featurespec.Fraud().ID() + ":" }
@@ -71,6 +80,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.RedisPrefix, "redis.prefix", "REDIS_PREFIX", DefaultRedisPrefix(), "prefix of every Redis key of the service")
 	flagenv.DurationVar(fs, getenv, &c.RedisTimeout, "redis.timeout", "REDIS_TIMEOUT", 2*time.Second, "Redis dial, read and write timeout")
 	flagenv.IntVar(fs, getenv, &c.ReplayWindow, "features.replay-window", "FEATURES_REPLAY_WINDOW", store.DefaultWindow, "recent transactions per account whose vectors are kept to answer replays (at least -kafka.max-batch)")
+	flagenv.IntVar(fs, getenv, &c.StateCache, "features.state-cache", "FEATURES_STATE_CACHE", DefaultStateCache, "accounts whose state is remembered after writing it, to skip reloading it (0: off)")
 	flagenv.DurationVar(fs, getenv, &c.StateTTL, "features.state-ttl", "FEATURES_STATE_TTL", 0, "expire an account's state after this long without a transaction (0: never)")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
@@ -114,6 +124,9 @@ func (c Config) Validate() error {
 		// A redelivered batch may hold up to MaxBatch records of one account; with a smaller
 		// window the oldest of them are forgotten before the batch is committed.
 		errs = append(errs, fmt.Errorf("replay window %d is below kafka max batch %d: a redelivered batch could be counted twice", c.ReplayWindow, maxBatch))
+	}
+	if c.StateCache < 0 {
+		errs = append(errs, fmt.Errorf("state cache %d: must not be negative (0 turns it off)", c.StateCache))
 	}
 	if c.StateTTL < 0 {
 		errs = append(errs, fmt.Errorf("state ttl %v: must not be negative", c.StateTTL))

@@ -27,7 +27,16 @@ func TestParseConfig(t *testing.T) {
 			if c.ReplayWindow != 1000 || c.Kafka.MaxBatch != 500 || c.StateTTL != 0 || c.RedisTimeout != 2*time.Second || c.GRPCAddr != "127.0.0.1:50052" {
 				t.Errorf("window %d ttl %v timeout %v grpc %q", c.ReplayWindow, c.StateTTL, c.RedisTimeout, c.GRPCAddr)
 			}
+			if c.StateCache != features.DefaultStateCache {
+				t.Errorf("state cache %d, want %d", c.StateCache, features.DefaultStateCache)
+			}
 		}},
+		{name: "state cache off", env: map[string]string{"FEATURES_STATE_CACHE": "0"},
+			check: func(t *testing.T, c features.Config) {
+				if c.StateCache != 0 {
+					t.Errorf("state cache %d, want 0", c.StateCache)
+				}
+			}},
 		{name: "env", env: map[string]string{"REDIS_PREFIX": "p:", "FEATURES_REPLAY_WINDOW": "8", "KAFKA_MAX_BATCH": "8", "FEATURES_STATE_TTL": "720h", "FEATURES_TOPIC": "f2"},
 			check: func(t *testing.T, c features.Config) {
 				if c.RedisPrefix != "p:" || c.ReplayWindow != 8 || c.StateTTL != 720*time.Hour || c.OutputTopic != "f2" {
@@ -40,8 +49,8 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("window %d, want the flag's 4", c.ReplayWindow)
 				}
 			}},
-		{name: "invalid", args: []string{"-features.replay-window", "0", "-redis.prefix", "a{b}:", "-redis.addr", "", "-features.topic", "tx.validated", "-features.state-ttl", "-1s"},
-			wantErr: []string{"replay window", "brace", "redis address", "also an input topic", "state ttl"}},
+		{name: "invalid", args: []string{"-features.replay-window", "0", "-redis.prefix", "a{b}:", "-redis.addr", "", "-features.topic", "tx.validated", "-features.state-ttl", "-1s", "-features.state-cache", "-1"},
+			wantErr: []string{"replay window", "brace", "redis address", "also an input topic", "state ttl", "state cache -1"}},
 		{name: "replay window below max batch", args: []string{"-features.replay-window", "499"},
 			wantErr: []string{"replay window 499 is below kafka max batch 500"}},
 	}

@@ -140,9 +140,12 @@ func decodeRecord(m *kafka.Message, it *item) error {
 // transaction ids, answers already-applied transactions (stored, or earlier in items) with
 // their stored vector, steps the state through the others in order, and commits state and
 // vectors with a compare-and-set on the account's version, reloading and recomputing the
-// accounts whose commit lost a race. Each item ends with value set or err set. apply returns
-// an error (transient) only when Redis fails; some accounts may then have been committed,
-// which a retry finds out.
+// accounts whose commit lost a race. An account whose state the service wrote last (the
+// state cache) is not loaded on the first attempt: its write is computed on the remembered
+// state and applies only if Redis still holds exactly that state and none of its
+// transactions was applied already; otherwise the account is reloaded like a lost race.
+// Each item ends with value set or err set. apply returns an error (transient) only when
+// Redis fails; some accounts may then have been committed, which a retry finds out.
 func (s *Server) apply(ctx context.Context, items []*item) error {
 	if len(items) == 0 {
 		return nil
@@ -162,20 +165,42 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 	scratch := s.snaps.Get().(*[]store.Snapshot)
 	defer s.snaps.Put(scratch)
 	for attempt := 0; attempt < maxCASAttempts && len(todo) > 0; attempt++ {
-		reqs := make([]store.LoadRequest, len(todo))
-		for k, a := range todo {
-			ids := make([]string, len(a.items))
-			for j, it := range a.items {
-				ids[j] = it.tx.GetTransactionId()
-			}
-			reqs[k] = store.LoadRequest{Account: a.id, TxIDs: ids}
-		}
 		if cap(*scratch) < len(todo) {
 			*scratch = append((*scratch)[:cap(*scratch)], make([]store.Snapshot, len(todo)-cap(*scratch))...)
 		}
 		snaps := (*scratch)[:len(todo)]
-		if err := s.store.Load(ctx, reqs, snaps); err != nil {
-			return err
+		// Remembered accounts first (snaps[:nCached], their Base in bases), then the ones
+		// to load, in the order of reqs.
+		bases := make([]string, len(todo))
+		nCached := 0
+		if attempt == 0 {
+			for k, a := range todo {
+				e, ok := s.cache.get(a.id)
+				if !ok {
+					continue
+				}
+				todo[k], todo[nCached] = todo[nCached], a
+				if !fromCache(&snaps[nCached], e, len(a.items)) {
+					s.cache.forget(a.id)
+					continue
+				}
+				bases[nCached] = e.encoded
+				nCached++
+			}
+			s.m.cacheHits.Add(float64(nCached))
+		}
+		if nCached < len(todo) {
+			reqs := make([]store.LoadRequest, 0, len(todo)-nCached)
+			for _, a := range todo[nCached:] {
+				ids := make([]string, len(a.items))
+				for j, it := range a.items {
+					ids[j] = it.tx.GetTransactionId()
+				}
+				reqs = append(reqs, store.LoadRequest{Account: a.id, TxIDs: ids})
+			}
+			if err := s.store.Load(ctx, reqs, snaps[nCached:]); err != nil {
+				return err
+			}
 		}
 		writes := make([]store.Write, 0, len(todo))
 		written := make([]*account, 0, len(todo))
@@ -184,6 +209,7 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 			if err != nil {
 				return err
 			}
+			w.Base = bases[k]
 			if len(w.TxIDs) > 0 {
 				writes = append(writes, w)
 				written = append(written, a)
@@ -191,14 +217,25 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 		}
 		applied, err := s.store.Commit(ctx, writes)
 		if err != nil {
+			for _, a := range written { // outcome unknown
+				s.cache.forget(a.id)
+			}
 			return err
 		}
 		todo = todo[:0]
 		for i, ok := range applied {
-			if !ok {
-				s.m.conflicts.Inc()
-				todo = append(todo, written[i])
+			a := written[i]
+			if ok {
+				s.cache.put(a.id, writes[i].Version+1, writes[i].Encoded)
+				continue
 			}
+			s.cache.forget(a.id)
+			if writes[i].Base != "" {
+				s.m.cacheStale.Inc()
+			} else {
+				s.m.conflicts.Inc()
+			}
+			todo = append(todo, a)
 		}
 	}
 	for _, a := range todo {
@@ -212,6 +249,21 @@ func (s *Server) apply(ctx context.Context, items []*item) error {
 		}
 	}
 	return nil
+}
+
+// fromCache fills snap with the remembered state e, as if loaded, with no stored vector for
+// any of the account's n transactions (the write's compare-and-set checks that). It reports
+// false when e does not decode (snap is then unspecified).
+func fromCache(snap *store.Snapshot, e cachedState, n int) bool {
+	if err := snap.State.UnmarshalBinary([]byte(e.encoded)); err != nil {
+		return false
+	}
+	snap.Version, snap.StateBytes, snap.Err = e.version, len(e.encoded), nil
+	snap.Vectors = snap.Vectors[:0]
+	for range n {
+		snap.Vectors = append(snap.Vectors, nil)
+	}
+	return true
 }
 
 // step computes a's items against snap (mutating snap.State) and returns the write that

@@ -89,9 +89,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-// testConfig returns a Config for a server writing topic with keys under prefix.
+// testConfig returns a Config for a server writing topic with keys under prefix. The state
+// cache is on, as in production, so every test of the stream and record paths also runs
+// the writes computed on remembered states.
 func testConfig(topic, prefix string) features.Config {
-	return features.Config{OutputTopic: topic, RedisPrefix: prefix, ReplayWindow: 32}
+	return features.Config{OutputTopic: topic, RedisPrefix: prefix, ReplayWindow: 32, StateCache: 1000}
 }
 
 var baseTime = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)

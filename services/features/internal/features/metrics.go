@@ -13,6 +13,9 @@ type metrics struct {
 	conflicts prometheus.Counter
 	invalid   prometheus.Counter
 	badState  prometheus.Counter
+	// cacheHits and cacheStale count the state cache's use (see stateCache).
+	cacheHits  prometheus.Counter
+	cacheStale prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,6 +41,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		badState: f.NewCounter(prometheus.CounterOpts{
 			Name: "mlops_features_bad_state_total",
 			Help: "Loads of an account whose stored state could not be decoded (an operator must repair or delete the key).",
+		}),
+		cacheHits: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_features_state_cache_hits_total",
+			Help: "Account updates computed on the state the service wrote last instead of a state loaded from Redis.",
+		}),
+		cacheStale: f.NewCounter(prometheus.CounterOpts{
+			Name: "mlops_features_state_cache_stale_total",
+			Help: "Account updates computed on a remembered state that Redis refused (another writer, an expired or repaired key, or a redelivered transaction): reloaded and recomputed.",
 		}),
 	}
 }

@@ -44,6 +44,8 @@ type Server struct {
 	specProto *featuresv1.FeatureSpec
 	m         *metrics
 	now       func() time.Time
+	// cache remembers the states the service wrote last (nil: Config.StateCache is 0).
+	cache *stateCache
 	// snaps holds *[]store.Snapshot scratch whose decoded states' slices are reused from
 	// call to call (apply, readOnline).
 	snaps sync.Pool
@@ -73,6 +75,7 @@ func New(cfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Regi
 		purchase: newServedSpec(featurespec.Purchase()),
 		m:        newMetrics(reg),
 		now:      time.Now,
+		cache:    newStateCache(cfg.StateCache),
 	}
 	s.snaps.New = func() any { return new([]store.Snapshot) }
 	s.specProto = &featuresv1.FeatureSpec{Name: spec.Name, Version: s.fraud.version, Fingerprint: s.fraud.fingerprint}

@@ -14,7 +14,9 @@
 //
 // Reads are one HMGET per account (v, s and t:X for the transactions in hand), pipelined
 // for a whole batch. Writes are one Lua script per account, pipelined for a whole batch; the
-// script is a compare-and-set on v: it applies only if v still has the value that was read,
+// script is a compare-and-set on v: it applies only if v still has the value that was read
+// (and, for a write computed on a remembered state instead of a loaded one, only if s is
+// still that state byte for byte and none of the write's transactions has a t:X field),
 // sets the new state and vectors, pushes the new ids onto the ring and evicts the vectors of
 // ids pushed off its end (never those of the write itself, however many it adds). State and "which transactions were applied" therefore change
 // together, atomically, and a writer that lost a race (two replicas during a rebalance, a
@@ -23,6 +25,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -210,17 +214,29 @@ type Write struct {
 	Account string
 	// Version is the version Load returned; the write applies only if it is still current.
 	Version int64
+	// Base, when not empty, is the encoded state the write was computed from when that state
+	// was not loaded but remembered (the Encoded of an earlier applied write). The write then
+	// also requires that the stored state is still byte for byte Base and that none of TxIDs
+	// has a stored vector (it was not applied already, e.g. by the delivery a redelivery
+	// repeats); otherwise it is not applied and the caller reloads. The version alone cannot
+	// vouch for a remembered state: the keys may have expired or been deleted and rewritten
+	// up to the same version since.
+	Base string
 	// State is the new state.
 	State *featurespec.AccountState
 	// TxIDs are the transactions newly applied, oldest first, and Vectors their encoded
 	// vectors (same length).
 	TxIDs   []string
 	Vectors [][]byte
+	// Encoded is set by Commit to the encoding of State it sent (whether or not it applied).
+	Encoded string
 }
 
 // Commit applies writes in one pipelined round trip (plus one to load the script after a
 // Redis restart). applied[i] reports whether writes[i] took effect; false means another
-// writer changed the account since it was loaded (reload and retry). A non-nil error means
+// writer changed the account since it was loaded, or, for a write with a Base, that the
+// remembered state is not the stored one or a transaction was applied already (reload and
+// retry). A non-nil error means
 // Redis could not be written (transient); some writes may then have been applied, which a
 // retry detects through the version and the stored vectors.
 func (s *Store) Commit(ctx context.Context, writes []Write) (applied []bool, err error) {
@@ -239,8 +255,13 @@ func (s *Store) Commit(ctx context.Context, writes []Write) (applied []bool, err
 			return nil, fmt.Errorf("encode state of account %q: %w", w.Account, err)
 		}
 		s.m.stateSize.Observe(float64(len(buf)))
-		a := make([]any, 0, 4+2*len(w.TxIDs))
-		a = append(a, w.Version, string(buf), s.opts.Window, s.opts.TTL.Milliseconds())
+		writes[i].Encoded = string(buf)
+		base := ""
+		if w.Base != "" {
+			base = stateDigest(w.Base)
+		}
+		a := make([]any, 0, 5+2*len(w.TxIDs))
+		a = append(a, w.Version, writes[i].Encoded, s.opts.Window, s.opts.TTL.Milliseconds(), base)
 		for j, tx := range w.TxIDs {
 			a = append(a, tx, w.Vectors[j])
 		}
@@ -303,22 +324,36 @@ func (s *Store) commitOnce(ctx context.Context, writes []Write, args [][]any, to
 //
 //	KEYS[1] state hash, KEYS[2] ring list
 //	ARGV[1] expected version, ARGV[2] encoded state, ARGV[3] window, ARGV[4] TTL in ms (0: none)
-//	ARGV[5], ARGV[6], ...: pairs of transaction id and encoded vector, oldest first
+//	ARGV[5] "" or the SHA-1 (hex) the stored state must have, and then none of the
+//	        transactions may have a stored vector (Write.Base)
+//	ARGV[6], ARGV[7], ...: pairs of transaction id and encoded vector, oldest first
 //
-// It returns 1 when applied and 0 when the version changed since it was read. The ring keeps
-// at least the ids this write adds: they belong to a batch that is not committed to Kafka yet
-// and may be redelivered, so evicting any of them would let a redelivery count it twice.
+// It returns 1 when applied and 0 when the version changed since it was read (or, with
+// ARGV[5], the state differs or a transaction was applied). The ring keeps at least the ids
+// this write adds: they belong to a batch that is not committed to Kafka yet and may be
+// redelivered, so evicting any of them would let a redelivery count it twice.
 const commitScript = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if cur ~= tonumber(ARGV[1]) then
   return 0
 end
+if ARGV[5] ~= '' then
+  local st = redis.call('HGET', KEYS[1], 's')
+  if not st or redis.sha1hex(st) ~= ARGV[5] then
+    return 0
+  end
+  for i = 6, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[1], 't:' .. ARGV[i]) == 1 then
+      return 0
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'v', tostring(cur + 1), 's', ARGV[2])
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], 't:' .. ARGV[i], ARGV[i + 1])
   redis.call('LPUSH', KEYS[2], ARGV[i])
 end
-local window = math.max(tonumber(ARGV[3]), (#ARGV - 4) / 2)
+local window = math.max(tonumber(ARGV[3]), (#ARGV - 5) / 2)
 local n = redis.call('LLEN', KEYS[2])
 while n > window do
   local old = redis.call('RPOP', KEYS[2])
@@ -332,6 +367,13 @@ if ttl > 0 then
 end
 return 1
 `
+
+// stateDigest is the SHA-1 (hex) of an encoded state, as the commit script's
+// redis.sha1hex computes it.
+func stateDigest(encoded string) string {
+	sum := sha1.Sum([]byte(encoded))
+	return hex.EncodeToString(sum[:])
+}
 
 // metrics are the store's instruments.
 type metrics struct {

@@ -267,3 +267,56 @@ func TestCommitAfterScriptFlush(t *testing.T) {
 		t.Errorf("version %d TxCount %d, want 3 and 3", snap.Version, snap.State.TxCount)
 	}
 }
+
+// TestCommitWithBase checks the write computed on a remembered state (Write.Base): it applies
+// only while the stored state is byte for byte the remembered one, at the same version, and
+// none of its transactions was applied already.
+func TestCommitWithBase(t *testing.T) {
+	t.Parallel()
+	s, rdb := testStore(t, store.Options{})
+	ctx := context.Background()
+	first := store.Write{Account: "a", Version: 0, State: state(t, 2), TxIDs: []string{"tx1"}, Vectors: [][]byte{[]byte("v1")}}
+	ws := []store.Write{first}
+	if got := commit(t, s, ws...); !got[0] {
+		t.Fatal("first commit not applied")
+	}
+	base := ws[0].Encoded
+	if stored := rdb.HGet(ctx, s.StateKey("a"), "s").Val(); stored != base || base == "" {
+		t.Fatalf("Encoded %q is not the stored state %q", base, stored)
+	}
+	next := func(tx string) store.Write {
+		return store.Write{Account: "a", Version: 1, Base: base, State: state(t, 3), TxIDs: []string{tx}, Vectors: [][]byte{[]byte(tx)}}
+	}
+	// A transaction of the remembered write again (a redelivery): refused, nothing changes.
+	if got := commit(t, s, next("tx1")); got[0] {
+		t.Error("write with Base applied although its transaction has a stored vector")
+	}
+	// The key deleted (expired, or removed by an operator) and rewritten by another writer up
+	// to the same version with another state: the version matches, the state does not.
+	if err := rdb.Del(ctx, s.StateKey("a"), s.RingKey("a")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := commit(t, s, store.Write{Account: "a", Version: 0, State: state(t, 5), TxIDs: []string{"other"}, Vectors: [][]byte{[]byte("o")}}); !got[0] {
+		t.Fatal("rewrite not applied")
+	}
+	if got := commit(t, s, next("tx2")); got[0] {
+		t.Error("write with Base applied on another state of the same version")
+	}
+	if snap := load(t, s, "a", "tx2"); snap.Version != 1 || snap.State.TxCount != 5 || snap.Vectors[0] != nil {
+		t.Errorf("after the refused write: version %d, %d transactions, vector %q; want 1, 5, none", snap.Version, snap.State.TxCount, snap.Vectors[0])
+	}
+	// Back to the remembered state (as the same writer would have left it): applied.
+	if err := rdb.HSet(ctx, s.StateKey("a"), "s", base).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := commit(t, s, next("tx2")); !got[0] {
+		t.Error("write with Base refused although the stored state is the remembered one")
+	}
+	if snap := load(t, s, "a", "tx2"); snap.Version != 2 || snap.State.TxCount != 3 || string(snap.Vectors[0]) != "tx2" {
+		t.Errorf("after the write: version %d, %d transactions, vector %q; want 2, 3, tx2", snap.Version, snap.State.TxCount, snap.Vectors[0])
+	}
+	// A stale version is refused as without Base.
+	if got := commit(t, s, next("tx3")); got[0] {
+		t.Error("write with Base applied at a stale version")
+	}
+}
