@@ -20,7 +20,8 @@ type Predictor interface {
 }
 
 // Explainer writes the SHAP contributions of one row (one per feature, then the bias) into
-// dst. *lightgbm.FastPredictorPool made with lightgbm.PredictContrib satisfies it.
+// dst. *lightgbm.TreeSHAP and *lightgbm.FastPredictorPool made with lightgbm.PredictContrib
+// satisfy it.
 type Explainer interface {
 	PredictInto(dst, row []float64) (int, error)
 }
@@ -86,9 +87,19 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold flo
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), b.Close())
 	}
-	contrib, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictContrib, NumThreads: 1})
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), pred.Close(), b.Close())
+	// Explanations come from the Go TreeSHAP (the same contributions, computed faster); a model
+	// it does not cover (categorical splits, linear trees, ...) is explained by LightGBM.
+	var expl Explainer
+	closers := []func() error{pred.Close, b.Close}
+	if ts, err := lightgbm.ParseTreeSHAP(string(l.ModelText)); err == nil && ts.NumFeatures() == b.NumFeatures() {
+		expl = ts
+	} else {
+		contrib, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictContrib, NumThreads: 1})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), pred.Close(), b.Close())
+		}
+		expl = contrib
+		closers = []func() error{pred.Close, contrib.Close, b.Close}
 	}
 	// The booster stays open while the model serves: the pools make new predictors from it
 	// when concurrency grows.
@@ -96,7 +107,7 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold flo
 	if th == 0 {
 		th = defaultThreshold
 	}
-	m := newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, contrib, pred.Close, contrib.Close, b.Close)
+	m := newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, expl, closers...)
 	m.fromCache.Store(l.FromCache)
 	return m, nil
 }
