@@ -24,14 +24,14 @@ func TestBuildQuantileBins(t *testing.T) {
 		// Quintiles 2.8 … 8.2 and the tail quantiles, between edges that close the range
 		// [1, 10]; the outer bins get the weight of one value each (12 = 10 values + 2).
 		{name: "uniform 1..10 in 5 bins", values: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10},
-			wantEdges: []float64{below(1), 1.09, 1.45, 2.8, 4.6, 6.4, 8.2, 9.55, 9.91, 10},
-			wantFrac:  twelfths(1, 1, 0, 1, 2, 2, 2, 1, 0, 1, 1)},
+			wantEdges: []float64{below(1), 1.09, 2.8, 4.6, 6.4, 8.2, 9.91, 10},
+			wantFrac:  twelfths(1, 1, 1, 2, 2, 2, 1, 1, 1)},
 		{name: "binary feature: a bin per value", values: []float64{0, 0, 0, 1, 1, 0, 0, 1, 0, 0},
 			wantEdges: []float64{below(0), 0, 1}, wantFrac: twelfths(1, 7, 3, 1)},
 		{name: "constant", values: []float64{3, 3, 3}, wantEdges: []float64{below(3), 3}, wantFrac: []float64{.2, .6, .2}},
 		{name: "missing counted apart", values: []float64{1, math.NaN(), 2, 3, 4, 5, 6, 7, 8, 9, 10},
-			wantEdges: []float64{below(1), 1.09, 1.45, 2.8, 4.6, 6.4, 8.2, 9.55, 9.91, 10},
-			wantFrac:  twelfths(1, 1, 0, 1, 2, 2, 2, 1, 0, 1, 1), missing: 1},
+			wantEdges: []float64{below(1), 1.09, 2.8, 4.6, 6.4, 8.2, 9.91, 10},
+			wantFrac:  twelfths(1, 1, 1, 2, 2, 2, 1, 1, 1), missing: 1},
 		{name: "all missing", values: []float64{math.NaN(), math.NaN()}, wantEdges: nil, wantFrac: []float64{1}, missing: 2},
 	}
 	for _, tt := range tests {
@@ -99,11 +99,11 @@ func TestRoundTripAndStats(t *testing.T) {
 	if math.Abs(a.Mean-5) > 0.05 || math.Abs(a.Std-2) > 0.05 {
 		t.Errorf("a: mean %.3f std %.3f, want about 5 and 2", a.Mean, a.Std)
 	}
-	// Deciles, the tail quantiles 0.01, 0.05, 0.95, 0.99 and the two edges closing the range.
-	if len(a.Sample) != 1000 || len(a.Edges) != 15 {
-		t.Errorf("a: sample %d edges %d, want 1000 and 15", len(a.Sample), len(a.Edges))
+	// Deciles, the tail quantiles 0.01 and 0.99 and the two edges closing the range.
+	if len(a.Sample) != 1000 || len(a.Edges) != 13 {
+		t.Errorf("a: sample %d edges %d, want 1000 and 13", len(a.Sample), len(a.Edges))
 	}
-	levels := []float64{0, 0, .01, .05, .1, .2, .3, .4, .5, .6, .7, .8, .9, .95, .99, 1, 1}
+	levels := []float64{0, 0, .01, .1, .2, .3, .4, .5, .6, .7, .8, .9, .99, 1, 1}
 	for i, f := range a.Fractions {
 		if want := levels[i+1] - levels[i]; math.Abs(f-want) > 1e-3 {
 			t.Errorf("bin %d: fraction %.4f, want %.2f", i, f, want)

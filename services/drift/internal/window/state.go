@@ -14,11 +14,11 @@ import (
 // Column is one monitored variable: a feature or the model's score.
 type Column struct {
 	Name string
-	// Edges are the reference's interior bin edges (right-closed bins, see
+	// Edges are the reference's bin edges (right-closed bins, see
 	// profile.Distribution.Bin).
 	Edges []float64
 	// Min and Max bound valid values (from the feature spec); values outside are counted
-	// as out of range. Both zero means unbounded.
+	// as out of range and not binned. Both zero means unbounded.
 	Min, Max float64
 }
 
@@ -52,7 +52,11 @@ func (h *Hist) add(c *Column, v float64) {
 		return
 	}
 	if (c.Min != 0 || c.Max != 0) && (v < c.Min || v > c.Max) {
+		// Invalid by the spec: a data-quality matter with its own rate and tolerance
+		// (-alarm.quality), like NaN and ±Inf, not part of the distribution PSI and JS
+		// compare (whose outer bins would otherwise read a few invalid values as drift).
 		h.OutOfRange++
+		return
 	}
 	h.Bins[sort.SearchFloat64s(c.Edges, v)]++
 }
