@@ -53,7 +53,10 @@ type shapLeaf struct {
 	feats []int32   // distinct features on the path, in first-split order
 	zero  []float64 // their zero fractions
 	conds []shapCond
-	w     []float64 // w[k] = k!(d-1-k)!/d!, d = len(feats): the Shapley weight of a subset of k
+	// In trees of at most 64 internal nodes, the path's decisions on feature i as bit masks
+	// over the nodes: the row takes them all when its go-left bits & mask[i] == want[i].
+	mask, want []uint64
+	w          []float64 // w[k] = k!(d-1-k)!/d!, d = len(feats): the Shapley weight of a subset of k
 }
 
 // shapCond is one decision on a path: at node, the row must go left (or right); fi indexes
@@ -252,6 +255,16 @@ func parseShapTree(kv map[string]string, numFeatures int) (shapTree, float64, er
 				}
 				lf.conds = append(lf.conds, shapCond{node: parent, left: c.left, fi: uint8(fi)})
 			}
+			if ni <= 64 {
+				lf.mask = make([]uint64, len(lf.feats))
+				lf.want = make([]uint64, len(lf.feats))
+				for _, c := range lf.conds {
+					lf.mask[c.fi] |= 1 << uint(c.node)
+					if c.left {
+						lf.want[c.fi] |= 1 << uint(c.node)
+					}
+				}
+			}
 			d := len(lf.feats)
 			lf.w = make([]float64, d)
 			if d > 0 {
@@ -362,12 +375,39 @@ func (t *TreeSHAP) PredictInto(dst, row []float64) (int, error) {
 	for ti := range t.trees {
 		tr := &t.trees[ti]
 		nodes := len(tr.feat)
+		if nodes <= 64 {
+			var left uint64
+			for i := range nodes {
+				if tr.goesLeft(row, i) {
+					left |= 1 << uint(i)
+				}
+			}
+			for li := range tr.leaves {
+				lf := &tr.leaves[li]
+				hot := s.hot[:len(lf.feats)]
+				for i, m := range lf.mask {
+					hot[i] = left&m == lf.want[i]
+				}
+				explainLeaf(phi, lf, &s)
+			}
+			continue
+		}
 		dec = dec[:nodes]
 		for i := range nodes {
 			dec[i] = tr.goesLeft(row, i)
 		}
 		for li := range tr.leaves {
-			explainLeaf(phi, &tr.leaves[li], dec, &s)
+			lf := &tr.leaves[li]
+			hot := s.hot[:len(lf.feats)]
+			for i := range hot {
+				hot[i] = true
+			}
+			for _, c := range lf.conds {
+				if dec[c.node] != c.left {
+					hot[c.fi] = false
+				}
+			}
+			explainLeaf(phi, lf, &s)
 		}
 	}
 	phi[t.numFeatures] = t.bias
@@ -383,21 +423,14 @@ type leafScratch struct {
 	coldIdx [maxTreeSHAPPath]int
 }
 
-// explainLeaf adds one leaf's share of each feature's contribution to phi.
-func explainLeaf(phi []float64, lf *shapLeaf, dec []bool, s *leafScratch) {
+// explainLeaf adds one leaf's share of each feature's contribution to phi; s.hot says which
+// of the path's features the row takes all the decisions of.
+func explainLeaf(phi []float64, lf *shapLeaf, s *leafScratch) {
 	d := len(lf.feats)
 	if d == 0 {
 		return
 	}
 	hot := s.hot[:d]
-	for i := range hot {
-		hot[i] = true
-	}
-	for _, c := range lf.conds {
-		if dec[c.node] != c.left {
-			hot[c.fi] = false
-		}
-	}
 	zero := lf.zero[:d]
 	e := s.e[:d+1]
 	e[0] = 1

@@ -25,7 +25,7 @@ func treeSHAPCases(t *testing.T) []treeSHAPCase {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fixture.Close() })
-	// A deeper model (63 leaves, leaf-wise, so paths of 10+ splits that repeat features),
+	// A deeper model (63 leaves, leaf-wise, so long paths that repeat features),
 	// trained on rows with missing values and exact zeros so that every missing-value rule
 	// of the decisions is in play.
 	m, y := synthFraud(20000, 12, 5)
@@ -61,6 +61,19 @@ func treeSHAPCases(t *testing.T) []treeSHAPCase {
 	}
 	t.Cleanup(func() { _ = reg.Close() })
 
+	// Trees of more than 64 internal nodes take the path without bit masks.
+	params = Params{"objective": "binary", "num_leaves": "127", "verbosity": "-1", "min_data_in_leaf": "3"}
+	ds3, err := lib.NewDataset(m, y, DatasetOptions{Params: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds3.Close()
+	wide, err := Train(context.Background(), params, ds3, TrainOptions{NumRounds: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wide.Close() })
+
 	eval := Matrix{Data: append([]float64(nil), m.Data[:2000*12]...), Rows: 2000, Cols: 12}
 	fixRows, _ := synthFraud(500, fixture.NumFeatures(), 9)
 	for i := range fixRows.Data {
@@ -72,6 +85,7 @@ func treeSHAPCases(t *testing.T) []treeSHAPCase {
 		{name: "fixture", bst: fixture, rows: fixRows},
 		{name: "deep-binary", bst: deep, rows: eval},
 		{name: "zero-as-missing-regression", bst: reg, rows: eval},
+		{name: "wide-trees", bst: wide, rows: eval},
 	}
 }
 
@@ -84,6 +98,9 @@ func TestTreeSHAPMatchesLightGBM(t *testing.T) {
 			ts, err := tc.bst.NewTreeSHAP()
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.name == "wide-trees" && ts.maxNodes <= 64 {
+				t.Fatalf("widest tree has %d internal nodes, want more than 64", ts.maxNodes)
 			}
 			lg, err := tc.bst.NewFastPredictor(FastOptions{Kind: PredictContrib, NumThreads: 1})
 			if err != nil {
