@@ -274,10 +274,10 @@ func (s *Server) modelPage(name string, q url.Values) (int, string, any) {
 	for i := range st.Features {
 		c := &st.Features[i]
 		p.Columns = append(p.Columns, newColumnRow(c, false))
-		p.Hists = append(p.Hists, newHistogram(c, ref.Layout.Features[i].Edges, ref.Ref.Features[i].Fractions))
+		p.Hists = append(p.Hists, newHistogram(c, ref.Layout.Features[i].Edges, ref.Ref.Features[i].Fractions, closedRange(ref, i)))
 	}
 	p.Columns = append(p.Columns, newColumnRow(&st.Score, true))
-	p.Score = newHistogram(&st.Score, ref.Layout.Score.Edges, ref.Ref.Score.Fractions)
+	p.Score = newHistogram(&st.Score, ref.Layout.Score.Edges, ref.Ref.Score.Fractions, closedRange(ref, len(st.Features)))
 	p.Perf = perfRows(&st.Perf, ref.Ref.Regression)
 	p.Chart = s.performanceChart(snap.History, selected, ref.Ref.Regression)
 	if closed != nil {
@@ -440,7 +440,21 @@ type tick struct {
 	Label string
 }
 
-func newHistogram(c *window.ColumnStats, edges, ref []float64) histogram {
+// closedRange reports whether the profile's bins of column i (the score after the features)
+// close the reference's range (driftstat.ReferenceBins): the first edge just below the
+// minimum, the last at the maximum. Older profiles have open-ended end bins.
+func closedRange(ref *Reference, i int) bool {
+	if ref.Profile == nil {
+		return false
+	}
+	d := ref.Profile.Score
+	if i < len(ref.Profile.Features) {
+		d = &ref.Profile.Features[i]
+	}
+	return d != nil && len(d.Edges) >= 2 && d.Edges[0] == math.Nextafter(d.Min, math.Inf(-1)) && d.Edges[len(d.Edges)-1] == d.Max
+}
+
+func newHistogram(c *window.ColumnStats, edges, ref []float64, closed bool) histogram {
 	h := histogram{Name: c.Name, Anchor: "h-" + c.Name, Drifted: c.Drifted, PSI: c.PSI, PSIT: c.PSIThreshold, Count: c.Count,
 		Empty: c.Count == 0, W: histW, H: histH, X0: histLeft, Y0: histTop + histPlotH, X1: histLeft + histPlotW, Y1: histTop,
 		LabelY: histTop + histPlotH + 14, TickY2: histTop + histPlotH + 4}
@@ -463,7 +477,7 @@ func newHistogram(c *window.ColumnStats, edges, ref []float64) histogram {
 	}
 	for i := range n {
 		x := float64(histLeft) + slot*float64(i) + slot*barGap
-		rng := binRange(edges, i)
+		rng := binRange(edges, i, closed)
 		for j, side := range []struct {
 			v     float64
 			class string
@@ -490,14 +504,20 @@ func newHistogram(c *window.ColumnStats, edges, ref []float64) histogram {
 }
 
 // binRange describes bin i of the right-closed bins on edges.
-func binRange(edges []float64, i int) string {
+func binRange(edges []float64, i int, closed bool) string {
+	// In a closed range bin 0 holds x ≤ the float64 just below the minimum, i.e. x < min.
+	lo := func() string { return shortNum(math.Nextafter(edges[0], math.Inf(1)) + 0) } // + 0: no "-0"
 	switch {
 	case len(edges) == 0:
 		return "all values"
+	case i == 0 && closed:
+		return "< " + lo()
 	case i == 0:
 		return "≤ " + shortNum(edges[0])
 	case i == len(edges):
 		return "> " + shortNum(edges[i-1])
+	case i == 1 && closed:
+		return fmt.Sprintf("[%s, %s]", lo(), shortNum(edges[1]))
 	}
 	return fmt.Sprintf("(%s, %s]", shortNum(edges[i-1]), shortNum(edges[i]))
 }
