@@ -1,7 +1,7 @@
 package scoring
 
 import (
-	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -162,46 +162,37 @@ func (m *metrics) observe(mm *modelMetrics, score, inferSeconds float64, d event
 }
 
 // detectionWindow is a ring of the most recent decisions with a running count of alerts.
+// It takes no lock (every prediction passes through add): each add claims the next slot and
+// swaps its decision in, adjusting the count by the difference, so the count always matches
+// the ring.
 type detectionWindow struct {
-	mu     sync.Mutex
-	ring   []bool
-	next   int
-	filled int
-	alerts int
+	ring   []atomic.Bool
+	added  atomic.Uint64
+	alerts atomic.Int64
 }
 
 func newDetectionWindow(n int) *detectionWindow {
-	return &detectionWindow{ring: make([]bool, max(n, 1))}
+	return &detectionWindow{ring: make([]atomic.Bool, max(n, 1))}
 }
 
 func (w *detectionWindow) add(alert bool) {
-	w.mu.Lock()
-	if w.filled == len(w.ring) {
-		if w.ring[w.next] {
-			w.alerts--
+	i := (w.added.Add(1) - 1) % uint64(len(w.ring))
+	if w.ring[i].Swap(alert) != alert {
+		if alert {
+			w.alerts.Add(1)
+		} else {
+			w.alerts.Add(-1)
 		}
-	} else {
-		w.filled++
 	}
-	w.ring[w.next] = alert
-	if alert {
-		w.alerts++
-	}
-	w.next++
-	if w.next == len(w.ring) {
-		w.next = 0
-	}
-	w.mu.Unlock()
 }
 
 // rate is alerts / predictions in the window; 0 when empty.
 func (w *detectionWindow) rate() float64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.filled == 0 {
+	filled := min(w.added.Load(), uint64(len(w.ring)))
+	if filled == 0 {
 		return 0
 	}
-	return float64(w.alerts) / float64(w.filled)
+	return float64(w.alerts.Load()) / float64(filled)
 }
 
 // registerLogGauges adds the gauges of the sync prediction log l.

@@ -126,6 +126,38 @@ func TestDetectionWindow(t *testing.T) {
 	}
 }
 
+// TestDetectionWindowConcurrent checks that the alert count stays that of the ring while
+// many goroutines add: after a mixed phase, a window's worth of alerts gives rate 1, then a
+// window's worth of passes rate 0.
+func TestDetectionWindowConcurrent(t *testing.T) {
+	t.Parallel()
+	const window, workers = 1000, 8
+	w := newDetectionWindow(window)
+	phase := func(alert func(i int) bool, per int) {
+		var wg sync.WaitGroup
+		for g := range workers {
+			wg.Go(func() {
+				for i := range per {
+					w.add(alert(g*per + i))
+				}
+			})
+		}
+		wg.Wait()
+	}
+	phase(func(i int) bool { return i%3 == 0 }, 5000)
+	if got := w.rate(); got < 0 || got > 1 {
+		t.Fatalf("after the mixed phase rate = %v, want within [0, 1]", got)
+	}
+	phase(func(int) bool { return true }, window/workers)
+	if got := w.rate(); got != 1 {
+		t.Errorf("after a window of alerts rate = %v, want 1", got)
+	}
+	phase(func(int) bool { return false }, window/workers)
+	if got := w.rate(); got != 0 {
+		t.Errorf("after a window of passes rate = %v, want 0", got)
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
