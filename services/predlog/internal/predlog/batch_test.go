@@ -1,7 +1,9 @@
 package predlog_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -100,5 +102,50 @@ func TestPredictionBatchOutcomes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// -es.refresh-interval shapes new indices (the template) and the live ones (at startup); the
+// empty default leaves Elasticsearch's own, search-idle behaviour (no explicit setting).
+func TestRefreshIntervalReachesLiveIndices(t *testing.T) {
+	t.Parallel()
+	te := newTestES(t)
+	refresh := func(index string) any {
+		t.Helper()
+		body, err := te.es.Do(ctxT(t), http.MethodGet, "/"+index+"/_settings/index.refresh_interval", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res map[string]struct {
+			Settings struct {
+				Index map[string]any `json:"index"`
+			} `json:"settings"`
+		}
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res[index].Settings.Index["refresh_interval"]
+	}
+	writer := func(interval string) kafkaio.BatchHandler {
+		cfg := te.cfg
+		cfg.RefreshInterval = interval
+		w := predlog.NewWriter(te.es, cfg, te.logger, prometheus.NewRegistry())
+		if err := w.PutTemplates(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		return w.Handler(predTopic, labelTopic)
+	}
+	handleOK(t, writer("30s"), record(t, predTopic, "tx-refresh", prediction("tx-refresh", 1), 0))
+	index := predlog.IndexFor(te.cfg.IndexPrefix, baseTime.Add(time.Second))
+	if got := refresh(index); got != "30s" {
+		t.Errorf("refresh_interval of a new index = %v, want 30s", got)
+	}
+	writer("5s")
+	if got := refresh(index); got != "5s" {
+		t.Errorf("refresh_interval of the live index after a restart with 5s = %v, want 5s", got)
+	}
+	writer("")
+	if got := refresh(index); got != nil {
+		t.Errorf("refresh_interval of the live index after a restart with the default = %v, want unset", got)
 	}
 }

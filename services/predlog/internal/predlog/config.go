@@ -62,7 +62,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.StringVar(fs, getenv, &c.Writer.PendingIndex, "es.pending-index", "ES_PENDING_INDEX", "predlog-pending-labels", "index of labels waiting for their prediction")
 	flagenv.DurationVar(fs, getenv, &c.Writer.LabelMaxDelay, "label.max-delay", "LABEL_MAX_DELAY", 180*24*time.Hour, "latest a label may arrive after its transaction and still find its prediction")
 	flagenv.DurationVar(fs, getenv, &c.Writer.PendingMaxAge, "label.pending-max-age", "LABEL_PENDING_MAX_AGE", DefaultPendingMaxAge, "age (from its event time) after which a label still waiting for its prediction is deleted")
-	flagenv.StringVar(fs, getenv, &c.Writer.RefreshInterval, "es.refresh-interval", "ES_REFRESH_INTERVAL", DefaultRefreshInterval, "refresh_interval of the prediction indices: longest an acknowledged prediction stays invisible to searches (e.g. 1s, 10s)")
+	flagenv.StringVar(fs, getenv, &c.Writer.RefreshInterval, "es.refresh-interval", "ES_REFRESH_INTERVAL", DefaultRefreshInterval, "refresh_interval of the prediction indices (e.g. 1s, 10s): longest an acknowledged prediction stays invisible to searches; empty: Elasticsearch's default (1s while searched, none while search-idle)")
 	flagenv.IntVar(fs, getenv, &c.Writer.BulkInFlight, "es.bulk-in-flight", "ES_BULK_IN_FLIGHT", DefaultBulkInFlight, "concurrent bulk requests one batch is split into (by document)")
 	if err := flagenv.Parse(fs, args); err != nil {
 		return Config{}, fmt.Errorf("parse flags: %w", err)
@@ -105,7 +105,7 @@ func (c Config) Validate() error {
 	if c.Writer.PendingMaxAge <= 0 {
 		errs = append(errs, fmt.Errorf("label pending max age %v: must be positive", c.Writer.PendingMaxAge))
 	}
-	if !validInterval.MatchString(c.Writer.RefreshInterval) {
+	if c.Writer.RefreshInterval != "" && !validInterval.MatchString(c.Writer.RefreshInterval) {
 		errs = append(errs, fmt.Errorf("refresh interval %q: want an Elasticsearch time value such as 500ms, 1s, 30s or 1m", c.Writer.RefreshInterval))
 	}
 	if c.Writer.BulkInFlight < 1 || c.Writer.BulkInFlight > 16 {

@@ -112,18 +112,24 @@ func pendingMappings() map[string]any {
 // indexSettings are the settings of the prediction indices: one shard without replicas (a
 // single node; a cluster raises number_of_replicas on the live indices) and the refresh
 // interval, which bounds how long an acknowledged document stays invisible to search (never to
-// predlog's own realtime reads).
+// predlog's own realtime reads). An empty refresh leaves refresh_interval unset: Elasticsearch
+// then refreshes every second while the index is searched and not at all while nobody
+// searches it (search-idle, after 30 s), and a search on an idle shard waits for a refresh,
+// so it sees every acknowledged document.
 func indexSettings(refresh string) map[string]any {
-	return map[string]any{
+	s := map[string]any{
 		"number_of_shards":   1,
 		"number_of_replicas": 0,
-		"refresh_interval":   refresh,
 	}
+	if refresh != "" {
+		s["refresh_interval"] = refresh
+	}
+	return s
 }
 
 // PredictionTemplate returns the body of the composable index template for the prediction
 // indices prefix-* (one per month), which also puts every such index behind the alias prefix.
-// refresh is their refresh_interval (e.g. "1s", "10s").
+// refresh is their refresh_interval (e.g. "1s", "10s"; "" leaves Elasticsearch's default).
 func PredictionTemplate(prefix, refresh string) ([]byte, error) {
 	body := map[string]any{
 		"index_patterns": []string{prefix + "-*"},

@@ -49,10 +49,12 @@ type WriterConfig struct {
 	// above the longest outage of the prediction path you want to absorb (and the retention
 	// of predictions.v1). Default: 168h (7 days).
 	PendingMaxAge time.Duration
-	// RefreshInterval is the refresh_interval of the prediction indices (the index template):
-	// how long an acknowledged document may stay invisible to searches (Kibana, the trainer,
-	// the drift service). predlog's own reads are realtime gets and never wait for it.
-	// Default: DefaultRefreshInterval.
+	// RefreshInterval is the refresh_interval of the prediction indices (the index template,
+	// and the live indices at PutTemplates): how long an acknowledged document may stay
+	// invisible to searches (Kibana, the trainer, the e2e tests). predlog's own reads are
+	// realtime gets and never wait for it. "" (the default) leaves Elasticsearch's default:
+	// 1s while the index is searched, no background refresh while it is search-idle (a
+	// search then waits for one refresh and sees every acknowledged document).
 	RefreshInterval string
 	// BulkInFlight is how many bulk requests one batch of predictions is split into and sent
 	// concurrently (each acknowledged before the batch is). Default: DefaultBulkInFlight.
@@ -72,17 +74,15 @@ func (c WriterConfig) withDefaults() WriterConfig {
 	if c.PendingMaxAge <= 0 {
 		c.PendingMaxAge = DefaultPendingMaxAge
 	}
-	if c.RefreshInterval == "" {
-		c.RefreshInterval = DefaultRefreshInterval
-	}
 	if c.BulkInFlight <= 0 {
 		c.BulkInFlight = DefaultBulkInFlight
 	}
 	return c
 }
 
-// DefaultRefreshInterval is the default of WriterConfig.RefreshInterval.
-const DefaultRefreshInterval = "1s"
+// DefaultRefreshInterval is the default of WriterConfig.RefreshInterval: Elasticsearch's own
+// (search-idle) behaviour.
+const DefaultRefreshInterval = ""
 
 // DefaultBulkInFlight is the default of WriterConfig.BulkInFlight.
 const DefaultBulkInFlight = 1
@@ -125,8 +125,8 @@ func NewWriter(es *esbulk.Client, cfg WriterConfig, logger *slog.Logger, reg pro
 func (w *Writer) Config() WriterConfig { return w.cfg }
 
 // PutTemplates installs (or replaces) the index templates of the prediction indices and of
-// the pending-label index, then brings the mappings of the indices that already exist up to
-// date (UpdateLiveMappings): a template applies only to indices created after it, so without
+// the pending-label index, then brings the refresh interval (UpdateLiveSettings) and the
+// mappings of the indices that already exist up to date (UpdateLiveMappings): a template applies only to indices created after it, so without
 // that a field added to the documents would be refused by the strict mapping of the current
 // month's index until the month rolls over. It is idempotent.
 func (w *Writer) PutTemplates(ctx context.Context) error {
@@ -144,7 +144,30 @@ func (w *Writer) PutTemplates(ctx context.Context) error {
 	if err := w.es.PutIndexTemplate(ctx, w.cfg.PendingIndex, lt); err != nil {
 		return err
 	}
+	if err := w.UpdateLiveSettings(ctx); err != nil {
+		return err
+	}
 	return w.UpdateLiveMappings(ctx)
+}
+
+// UpdateLiveSettings puts the configured refresh interval onto every existing prediction
+// index (a dynamic setting; "" resets it to Elasticsearch's default), so a change of
+// -es.refresh-interval applies at once rather than from the next month's index.
+func (w *Writer) UpdateLiveSettings(ctx context.Context) error {
+	var v any // null resets the setting
+	if w.cfg.RefreshInterval != "" {
+		v = w.cfg.RefreshInterval
+	}
+	body, err := json.Marshal(map[string]any{"index": map[string]any{"refresh_interval": v}})
+	if err != nil {
+		return fmt.Errorf("encode index settings: %w", err)
+	}
+	indices := w.cfg.IndexPrefix + "-*"
+	path := "/" + indices + "/_settings?allow_no_indices=true&ignore_unavailable=true"
+	if _, err := w.es.Do(ctx, http.MethodPut, path, body); err != nil {
+		return fmt.Errorf("update refresh interval of live indices %s: %w", indices, err)
+	}
+	return nil
 }
 
 // UpdateLiveMappings puts the current mappings onto every existing prediction index
