@@ -68,6 +68,7 @@ func BenchmarkConsumeProduce(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
 	go func() { done <- c.Run(ctx) }()

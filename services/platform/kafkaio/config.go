@@ -25,7 +25,7 @@ const (
 	DefaultMaxBatch          = 500
 	DefaultMinBytes          = 1
 	DefaultMaxBytes          = 10 << 20
-	DefaultMaxWait           = 250 * time.Millisecond
+	DefaultMaxWait           = 2 * time.Second
 	DefaultRetryBackoffMin   = 100 * time.Millisecond
 	DefaultRetryBackoffMax   = 10 * time.Second
 	DefaultShutdownTimeout   = 10 * time.Second
@@ -100,8 +100,14 @@ type Config struct {
 	MinBytes int
 	// MaxBytes is the most data, in bytes, one fetch returns. Default: 10 MiB.
 	MaxBytes int
-	// MaxWait is how long the broker may hold a fetch while waiting for MinBytes.
-	// Default: 250ms.
+	// MaxWait is how long the broker may hold a fetch while waiting for MinBytes (with the
+	// default MinBytes, only a fetch of an idle partition waits). kafka-go asks the broker to
+	// answer within MaxWait less a margin of a quarter of it (capped at 1s) and gives up on
+	// the connection at MaxWait: a later answer is an i/o timeout, after which the partition's
+	// reader closes its connection, backs off, dials the leader and reads its offsets again.
+	// At the former 250ms default the 62ms margin was missed every few seconds on a busy
+	// machine, and each miss stalled the partition for 100ms or more. It also bounds how long
+	// stopping the reader (and a rebalance) waits for the fetches in flight. Default: 2s.
 	MaxWait time.Duration
 	// CommitInterval is how often a consumer commits the offsets of the records it has
 	// finished (handled, and their outputs acknowledged by the brokers): the loop hands each

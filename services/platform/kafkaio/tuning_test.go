@@ -219,3 +219,47 @@ func TestConsumerBatchWait(t *testing.T) {
 		t.Errorf("batch sizes (-want +got):\n%s", diff)
 	}
 }
+
+// With the default fetch wait (2s: an idle partition's fetch is held that long), stopping a
+// consumer still takes at most about one fetch wait, and the records it finished are
+// committed.
+func TestConsumerStopsWithDefaultMaxWait(t *testing.T) {
+	t.Parallel()
+	brokers := kafkaiotest.StartBroker(t)
+	in := kafkaiotest.UniqueName("idle")
+	kafkaiotest.CreateTopics(t, brokers, 3, in)
+	group := kafkaiotest.UniqueName("g")
+	cfg := kafkaio.Config{Brokers: brokers, GroupID: group, Topics: []string{in}, SessionTimeout: 6 * time.Second,
+		HeartbeatInterval: 250 * time.Millisecond, DLQTopic: kafkaiotest.UniqueName("dlq")}
+	reg := prometheus.NewRegistry()
+	c, err := kafkaio.NewConsumer(cfg, kafkaio.PerMessage(func(context.Context, kafka.Message) ([]kafka.Message, error) { return nil, nil }), discardLogger(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	kafkaiotest.Produce(t, brokers, kafka.Message{Topic: in, Key: []byte("k"), Value: []byte("v")})
+	kafkaiotest.WaitFor(t, time.Minute, "the record consumed", func() (bool, error) {
+		return kafkaiotest.MetricValue(reg, "mlops_kafka_messages_consumed_total", map[string]string{"topic": in}) >= 1, nil
+	})
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > kafkaio.DefaultMaxWait+2*time.Second {
+		t.Errorf("Run took %v to return after cancel, want about one fetch wait (%v) at most", took, kafkaio.DefaultMaxWait)
+	}
+	offs, err := kafkaiotest.CommittedOffsets(context.Background(), brokers, group, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, o := range offs {
+		sum += max(o, 0)
+	}
+	if sum != 1 {
+		t.Errorf("committed offsets %v, want the one record committed", offs)
+	}
+}
