@@ -102,6 +102,16 @@ func TestTreeSHAPMatchesLightGBM(t *testing.T) {
 			if tc.name == "wide-trees" && ts.maxNodes <= 64 {
 				t.Fatalf("widest tree has %d internal nodes, want more than 64", ts.maxNodes)
 			}
+			// The missing-value rules the case is there for are in its trees.
+			missing := map[uint8]bool{}
+			for _, tr := range ts.trees {
+				for _, d := range tr.decision {
+					missing[(d>>2)&3] = true
+				}
+			}
+			if want := map[string]uint8{"deep-binary": missingNaN, "zero-as-missing-regression": missingZero}; want[tc.name] != 0 && !missing[want[tc.name]] {
+				t.Fatalf("no split of missing type %d in the model (types %v)", want[tc.name], missing)
+			}
 			lg, err := tc.bst.NewFastPredictor(FastOptions{Kind: PredictContrib, NumThreads: 1})
 			if err != nil {
 				t.Fatal(err)
