@@ -3,11 +3,11 @@ package predlog_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -60,6 +60,7 @@ func BenchmarkStreamIndexing(b *testing.B) {
 	topic := kafkaiotest.UniqueName("predlog-bench-pred")
 	labels := topic + "-labels" // handler dispatch only: the benchmark sends no labels
 	kafkaiotest.CreateTopics(b, brokers, 6, topic)
+	b.Cleanup(func() { deleteTopics(b, brokers, topic, topic+"-dlq") })
 	prefill(b, brokers, topic, n)
 
 	for b.Loop() {
@@ -278,10 +279,28 @@ func countDocs(b *testing.B, te *testES) int {
 
 func deleteIndices(b *testing.B, te *testES) {
 	b.Helper()
-	ctx := ctxT(b)
-	for _, p := range slices.Compact([]string{te.cfg.IndexPrefix + "-*"}) {
-		if _, err := te.es.Do(ctx, http.MethodDelete, "/"+p+"?ignore_unavailable=true", nil); err != nil {
-			b.Errorf("delete %s: %v", p, err)
+	pattern := te.cfg.IndexPrefix + "-*"
+	if _, err := te.es.Do(ctxT(b), http.MethodDelete, "/"+pattern+"?ignore_unavailable=true", nil); err != nil {
+		b.Errorf("delete %s: %v", pattern, err)
+	}
+}
+
+// deleteTopics removes the benchmark's topics: each run's 20,000 records and partitions would
+// otherwise stay on the shared broker.
+func deleteTopics(b *testing.B, brokers []string, names ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tr := &kafka.Transport{ClientID: "predlog-bench"}
+	defer tr.CloseIdleConnections()
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second, Transport: tr}
+	res, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
+	if err != nil {
+		b.Errorf("delete topics %v: %v", names, err)
+		return
+	}
+	for name, err := range res.Errors {
+		if err != nil && !errors.Is(err, kafka.UnknownTopicOrPartition) {
+			b.Errorf("delete topic %s: %v", name, err)
 		}
 	}
 }
