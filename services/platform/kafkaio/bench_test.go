@@ -3,6 +3,7 @@ package kafkaio_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
@@ -39,6 +40,7 @@ func benchInput(b *testing.B, brokers []string, n int) (in, out string) {
 	b.Helper()
 	in, out = kafkaiotest.UniqueName("bench-in"), kafkaiotest.UniqueName("bench-out")
 	kafkaiotest.CreateTopics(b, brokers, 3, in, out)
+	kafkaiotest.DeleteTopicsOnCleanup(b, brokers, in, out)
 	value := make([]byte, 100)
 	const chunk = 5000
 	for start := 0; start < n; start += chunk {
@@ -166,6 +168,7 @@ func BenchmarkConsumeProducePaced(b *testing.B) {
 	brokers := benchBrokers(b)
 	in, out := kafkaiotest.UniqueName("bench-in"), kafkaiotest.UniqueName("bench-out")
 	kafkaiotest.CreateTopics(b, brokers, 6, in, out)
+	kafkaiotest.DeleteTopicsOnCleanup(b, brokers, in, out)
 
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, b.N)
@@ -187,6 +190,7 @@ func BenchmarkConsumeProducePaced(b *testing.B) {
 	// The services' settings: the defaults, overridden by the KAFKA_* environment variables
 	// the services read (KAFKA_MIN_BYTES=65536 KAFKA_COMPRESSION=lz4 ... go test -bench ...).
 	cfg := kafkaio.Config{GroupID: kafkaiotest.UniqueName("bench"), Topics: []string{in}, DLQTopic: kafkaiotest.UniqueName("bench-dlq")}
+	kafkaiotest.DeleteTopicsOnCleanup(b, brokers, cfg.DLQTopic) // the consumer creates it
 	fs := flag.NewFlagSet("kafkaio-bench", flag.ContinueOnError)
 	cfg.RegisterFlags(fs, os.Getenv)
 	if err := flagenv.Parse(fs, nil); err != nil {
@@ -301,5 +305,67 @@ func TestHelperPacedProducer(t *testing.T) {
 		if err := w.WriteMessages(context.Background(), batch...); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkConsumeProduceCompression is BenchmarkConsumeProduce with each producer codec
+// (the input written with it too, so the consumer pays for decompressing): a backlog of
+// protobuf-like 180-byte records, 6 partitions. It reports the process's CPU per record,
+// which is what the codec costs on the services' side; on one machine the network it saves
+// is a loopback copy.
+func BenchmarkConsumeProduceCompression(b *testing.B) {
+	for _, codec := range []string{"none", "lz4", "snappy", "zstd", "gzip"} {
+		b.Run(codec, func(b *testing.B) {
+			brokers := benchBrokers(b)
+			in, out := kafkaiotest.UniqueName("bench-in"), kafkaiotest.UniqueName("bench-out")
+			kafkaiotest.CreateTopics(b, brokers, 6, in, out)
+			kafkaiotest.DeleteTopicsOnCleanup(b, brokers, in, out)
+			p, err := kafkaio.NewProducer(kafkaio.Config{Brokers: brokers, Compression: codec, BatchTimeout: time.Millisecond}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const chunk = 5000
+			for start := 0; start < b.N; start += chunk {
+				msgs := make([]kafka.Message, 0, chunk)
+				for i := start; i < min(b.N, start+chunk); i++ {
+					v := fmt.Appendf(nil, "\n$%08x-2c4e-4b7a-9f10-%012d\x12\x0btx-%08d\x1a\x08acc-%04d!fffff&`@*\x03EUR2\x05m-%03d:\x045732B\x07dev-%03dJ\x0b203.0.113.7R\x02DE", i, i, i, i%2000, i%977, i%313)
+					msgs = append(msgs, kafkaio.NewRecord(in, []byte("acc-"+strconv.Itoa(i%2000)), v, kafkaio.ContentTypeProtobuf, nil))
+				}
+				if err := p.WriteMessages(context.Background(), msgs...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := p.Close(); err != nil {
+				b.Fatal(err)
+			}
+			h := func(_ context.Context, m kafka.Message) ([]kafka.Message, error) {
+				return []kafka.Message{kafkaio.NewRecord(out, m.Key, m.Value, kafkaio.ContentTypeProtobuf, m.Headers)}, nil
+			}
+			cfg := kafkaio.Config{Brokers: brokers, GroupID: kafkaiotest.UniqueName("bench"), Topics: []string{in},
+				DLQTopic: kafkaiotest.UniqueName("bench-dlq"), Compression: codec}
+			kafkaiotest.DeleteTopicsOnCleanup(b, brokers, cfg.DLQTopic)
+			reg := prometheus.NewRegistry()
+			c, err := kafkaio.NewConsumer(cfg, kafkaio.PerMessage(h), discardLogger(), reg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0, start := cpuTime(b), time.Now()
+			go func() { done <- c.Run(ctx) }()
+			kafkaiotest.WaitFor(b, 10*time.Minute, "all records consumed", func() (bool, error) {
+				return kafkaiotest.MetricValue(reg, "mlops_kafka_messages_consumed_total", map[string]string{"topic": in}) >= float64(b.N), nil
+			})
+			elapsed, cpu := time.Since(start), cpuTime(b)-cpu0
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/msg")
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+		})
 	}
 }

@@ -70,6 +70,7 @@ func TestProducerCompressionRealKafka(t *testing.T) {
 			t.Parallel()
 			topic := kafkaiotest.UniqueName("compress-" + codec)
 			kafkaiotest.CreateTopics(t, brokers, 1, topic)
+			kafkaiotest.DeleteTopicsOnCleanup(t, brokers, topic)
 			p, err := kafkaio.NewProducer(kafkaio.Config{Brokers: brokers, Compression: codec, BatchTimeout: time.Millisecond}, nil, nil)
 			if err != nil {
 				t.Fatal(err)

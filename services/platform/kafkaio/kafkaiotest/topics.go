@@ -2,7 +2,10 @@ package kafkaiotest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -28,4 +31,28 @@ func TopicConfigs(ctx context.Context, brokers []string, topic string, names ...
 		}
 	}
 	return out, nil
+}
+
+// DeleteTopicsOnCleanup deletes topics when the test or benchmark ends, so tests that create
+// many unique topics on the shared broker do not pile them up (the broker's heap grows with
+// every partition). A failed deletion is logged, not a test failure.
+func DeleteTopicsOnCleanup(t testing.TB, brokers []string, topics ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, done := client(brokers)
+		defer done()
+		resp, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: topics})
+		if err == nil {
+			for topic, e := range resp.Errors {
+				if e != nil {
+					err = errors.Join(err, fmt.Errorf("%s: %w", topic, e))
+				}
+			}
+		}
+		if err != nil {
+			t.Logf("delete topics %v: %v", topics, err)
+		}
+	})
 }
