@@ -148,4 +148,10 @@ func TestRefreshIntervalReachesLiveIndices(t *testing.T) {
 	if got := refresh(index); got != nil {
 		t.Errorf("refresh_interval of the live index after a restart with the default = %v, want unset", got)
 	}
+	// The pending-label index (here named within the prediction pattern) keeps its own.
+	handleOK(t, writer(""), record(t, labelTopic, "tx-unknown", label("tx-unknown", 1, time.Hour), 0))
+	writer("30s")
+	if got := refresh(te.cfg.PendingIndex); got != "1s" {
+		t.Errorf("refresh_interval of the pending-label index = %v, want its template's 1s", got)
+	}
 }

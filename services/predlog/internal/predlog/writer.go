@@ -126,9 +126,10 @@ func (w *Writer) Config() WriterConfig { return w.cfg }
 
 // PutTemplates installs (or replaces) the index templates of the prediction indices and of
 // the pending-label index, then brings the refresh interval (UpdateLiveSettings) and the
-// mappings of the indices that already exist up to date (UpdateLiveMappings): a template applies only to indices created after it, so without
-// that a field added to the documents would be refused by the strict mapping of the current
-// month's index until the month rolls over. It is idempotent.
+// mappings (UpdateLiveMappings) of the indices that already exist up to date: a template
+// applies only to indices created after it, so without that a field added to the documents
+// would be refused by the strict mapping of the current month's index until the month rolls
+// over. It is idempotent.
 func (w *Writer) PutTemplates(ctx context.Context) error {
 	pt, err := PredictionTemplate(w.cfg.IndexPrefix, w.cfg.RefreshInterval)
 	if err != nil {
@@ -162,7 +163,8 @@ func (w *Writer) UpdateLiveSettings(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("encode index settings: %w", err)
 	}
-	indices := w.cfg.IndexPrefix + "-*"
+	// The pending-label index keeps its own interval, also when its name matches the pattern.
+	indices := w.cfg.IndexPrefix + "-*,-" + w.cfg.PendingIndex
 	path := "/" + indices + "/_settings?allow_no_indices=true&ignore_unavailable=true"
 	if _, err := w.es.Do(ctx, http.MethodPut, path, body); err != nil {
 		return fmt.Errorf("update refresh interval of live indices %s: %w", indices, err)
