@@ -74,7 +74,7 @@ func realMain(ctx context.Context, args []string, getenv func(string) string, st
 	cancel()
 
 	svc := features.New(cfg, rdb, rt.Logger, rt.Registry)
-	gs, err := rt.GRPCServer(svc.Register)
+	gs, err := rt.GRPCServer(svc.Register, features.ServerOptions()...)
 	if err != nil {
 		return err
 	}

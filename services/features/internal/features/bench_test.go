@@ -71,6 +71,7 @@ func BenchmarkHandleBatch(b *testing.B) {
 	}{
 		{"batch=1", 1, 10000, false},
 		{"batch=10", 10, 10000, false},
+		{"batch=20/accounts=1000", 20, 1000, false},
 		{"batch=100", 100, 10000, false},
 		{"batch=500", 500, 10000, false},
 		{"batch=500/hot-accounts=50", 500, 50, false},
@@ -195,14 +196,14 @@ func BenchmarkGetOnlineFeatures(b *testing.B) {
 	}
 }
 
-// serveBench runs s on a loopback gRPC server for the benchmark.
+// serveBench runs s on a loopback gRPC server with the service's options for the benchmark.
 func serveBench(b *testing.B, s *features.Server) (featuresv1.FeatureServiceClient, *grpc.ClientConn) {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(features.ServerOptions()...)
 	s.Register(g)
 	healthpb.RegisterHealthServer(g, health.NewServer())
 	go func() { _ = g.Serve(ln) }()

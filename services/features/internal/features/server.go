@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -83,6 +84,14 @@ func New(cfg Config, rdb redis.Cmdable, logger *slog.Logger, reg prometheus.Regi
 		s.specProto.Features = append(s.specProto.Features, &featuresv1.Feature{Name: f.Name, Description: f.Description})
 	}
 	return s
+}
+
+// ServerOptions are the gRPC server options the service runs with: a fixed pool of stream
+// workers (one per P) serves the calls, instead of a new goroutine per call whose stack
+// grows anew each time; on the sync path this cut the CPU per GetOnlineFeatures call and
+// its p99 under concurrency (BenchmarkGetOnlineFeatures).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0)))}
 }
 
 // Register adds the server to a gRPC server.
