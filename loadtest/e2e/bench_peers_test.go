@@ -386,6 +386,7 @@ type syncReport struct {
 	ReqBytes    map[string]int                               `json:"request_bytes"`
 	RespBytes   map[string]int                               `json:"response_bytes"`
 	InferenceUs map[string]float64                           `json:"in_service_inference_mean_us"`
+	InferCPUUs  map[string]float64                           `json:"in_service_inference_cpu_mean_us"`
 }
 
 func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
@@ -393,7 +394,7 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 	spec := featurespec.Fraud()
 	scoring := b.p.procs["scoring"]
 	sr := &syncReport{Probe: map[string]float64{}, Closed: map[string]map[string]map[string]loadSummary{},
-		Open: map[string]loadSummary{}, ReqBytes: map[string]int{}, RespBytes: map[string]int{}, InferenceUs: map[string]float64{}}
+		Open: map[string]loadSummary{}, ReqBytes: map[string]int{}, RespBytes: map[string]int{}, InferenceUs: map[string]float64{}, InferCPUUs: map[string]float64{}}
 	b.rep.Sync = sr
 	reqs := map[string]map[string][][]byte{"score": {}, "mlserver": {}}
 	for v, rows := range b.vectors {
@@ -479,7 +480,7 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 
 	runs := map[string][]grpcload.Result{} // variant/conc/server -> runs
 	key := func(v string, c int, s string) string { return fmt.Sprintf("%s/%d/%s", v, c, s) }
-	inf := map[int][]float64{}
+	inf, infCPU := map[int][]float64{}, map[int][]float64{}
 	for range b.cfg.reps {
 		for _, c := range b.cfg.concs {
 			for _, v := range []string{"logged", "alerts25"} {
@@ -489,6 +490,9 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 					after := scrapeInference(t, scoring.admin)
 					if n := after[1] - before[1]; n > 0 {
 						inf[c] = append(inf[c], (after[0]-before[0])/n*1e6)
+					}
+					if n := after[3] - before[3]; n > 0 {
+						infCPU[c] = append(infCPU[c], (after[2]-before[2])/n*1e6)
 					}
 				}
 				runs[key(v, c, "score")] = append(runs[key(v, c, "score")], r)
@@ -513,6 +517,9 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 	}
 	for c, v := range inf {
 		sr.InferenceUs[strconv.Itoa(c)] = benchMedian(v)
+	}
+	for c, v := range infCPU {
+		sr.InferCPUUs[strconv.Itoa(c)] = benchMedian(v)
 	}
 
 	// Open loop at half of MLServer's best closed-loop throughput: a rate both sustain.
@@ -577,12 +584,15 @@ func (b *bench) load(t *testing.T, ctx context.Context, addr, method string, req
 	return r
 }
 
-// scrapeInference returns the sum and count of scoring's inference histogram.
-func scrapeInference(t *testing.T, admin string) [2]float64 {
+// scrapeInference returns the sums and counts of scoring's inference histograms: wall clock
+// (duration) and the sampled thread CPU.
+func scrapeInference(t *testing.T, admin string) [4]float64 {
 	t.Helper()
 	text := scrape(t, admin)
-	return [2]float64{metricSum(text, "mlops_scoring_inference_duration_seconds_sum"),
-		metricSum(text, "mlops_scoring_inference_duration_seconds_count")}
+	return [4]float64{metricSum(text, "mlops_scoring_inference_duration_seconds_sum"),
+		metricSum(text, "mlops_scoring_inference_duration_seconds_count"),
+		metricSum(text, "mlops_scoring_inference_cpu_seconds_sum"),
+		metricSum(text, "mlops_scoring_inference_cpu_seconds_count")}
 }
 
 // scrapeCounter reads one metric (summed over its label sets, prefix match) without failing
@@ -731,39 +741,57 @@ func (b *bench) predictVsCAPI(t *testing.T, ctx context.Context) {
 	if err != nil {
 		t.Fatalf("BenchmarkPredictModelFile: %v\n%s", err, out)
 	}
-	ns := map[string][]float64{}
+	// Each line: name, N, then value/unit pairs (ns/op, and cpu-ns/op: the thread CPU time).
+	ns, cpuNs := map[string][]float64{}, map[string][]float64{}
 	for line := range strings.SplitSeq(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 4 && strings.HasPrefix(f[0], "BenchmarkPredictModelFile/") && f[3] == "ns/op" {
-			name := strings.TrimPrefix(f[0], "BenchmarkPredictModelFile/")
-			name = name[:strings.LastIndexByte(name+"-", '-')]
-			if i := strings.LastIndexByte(name, '-'); i > 0 && strings.Trim(name[i+1:], "0123456789") == "" {
-				name = name[:i]
+		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkPredictModelFile/") {
+			continue
+		}
+		name := strings.TrimPrefix(f[0], "BenchmarkPredictModelFile/")
+		if i := strings.LastIndexByte(name, '-'); i > 0 && strings.Trim(name[i+1:], "0123456789") == "" {
+			name = name[:i]
+		}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
 			}
-			v, _ := strconv.ParseFloat(f[2], 64)
-			ns[name] = append(ns[name], v)
+			switch f[i+1] {
+			case "ns/op":
+				ns[name] = append(ns[name], v)
+			case "cpu-ns/op":
+				cpuNs[name] = append(cpuNs[name], v)
+			}
 		}
 	}
 	direct, binding := benchMedian(ns["direct-c"]), benchMedian(ns["binding"])
-	if math.IsNaN(direct) || math.IsNaN(binding) {
-		t.Fatalf("no BenchmarkPredictModelFile results in:\n%s", out)
+	directCPU, bindingCPU := benchMedian(cpuNs["direct-c"]), benchMedian(cpuNs["binding"])
+	if math.IsNaN(direct) || math.IsNaN(binding) || math.IsNaN(directCPU) || math.IsNaN(bindingCPU) {
+		t.Fatalf("no BenchmarkPredictModelFile results (ns/op and cpu-ns/op of direct-c and binding) in:\n%s", out)
 	}
-	// The baseline is LightGBM's fast predict at its best: the C loop, or the binding's one
-	// cgo call per row when that came out faster (it does on this machine; see BENCHMARKS.md).
-	capi := min(direct, binding)
+	// The wall-clock baseline is LightGBM's fast predict at its best: the C loop, or the
+	// binding's one cgo call per row when that came out faster (in wall clock it can: the loop's
+	// thread waits for a core as often; in thread CPU the two cost the same).
+	capi, capiCPU := min(direct, binding), min(directCPU, bindingCPU)
 	inService := b.rep.Sync.InferenceUs["1"] * 1000
+	inServiceCPU := b.rep.Sync.InferCPUUs["1"] * 1000
 	b.rep.Predict = map[string]float64{"c_api_direct_ns": direct, "binding_ns": binding, "c_api_baseline_ns": capi,
-		"in_service_c1_ns": inService, "in_service_c32_ns": b.rep.Sync.InferenceUs["32"] * 1000}
+		"c_api_direct_cpu_ns": directCPU, "binding_cpu_ns": bindingCPU, "c_api_baseline_cpu_ns": capiCPU,
+		"in_service_c1_ns": inService, "in_service_c32_ns": b.rep.Sync.InferenceUs["32"] * 1000,
+		"in_service_cpu_c1_ns": inServiceCPU, "in_service_cpu_c32_ns": b.rep.Sync.InferCPUUs["32"] * 1000}
 	f := b.rep.Fields
 	f["predict_ratio_vs_c_api"] = inService / capi
+	f["predict_cpu_ratio_vs_c_api"] = inServiceCPU / capiCPU
 	f["predict_binding_ratio_vs_c_api_loop"] = binding / direct
-	direct = capi
-	// Score's server CPU per request over the transport's (echo) plus the model's.
+	f["predict_binding_cpu_ratio_vs_c_api_loop"] = bindingCPU / directCPU
+	// Score's server CPU per request (from /proc) over the transport's (echo's, from /proc)
+	// plus one prediction's CPU (the C API's thread CPU: CPU against CPU).
 	m := b.rep.Sync.Closed["logged"]
 	var ratios []float64
 	for _, c := range b.cfg.concs {
 		x := m[strconv.Itoa(c)]
-		r := x["score"].CPUus / (x["echo"].CPUus + direct/1000)
+		r := x["score"].CPUus / (x["echo"].CPUus + capiCPU/1000)
 		f[fmt.Sprintf("score_cpu_ratio_vs_echo_plus_predict_c%d", c)] = r
 		ratios = append(ratios, r)
 	}

@@ -192,12 +192,16 @@ func TestPurchaseEndToEnd(t *testing.T) {
 			t.Errorf("payment %s: fraud document %v", tx, d)
 		}
 	}
-	// Each deployment skipped exactly the other family's vectors and refused none.
+	// Each deployment skipped every one of the other family's vectors (the documents above show
+	// it scored none of them) and refused none. Delivery is at least once: a record fetched
+	// again after a rebalance, before its offset was committed, is skipped (counted) again.
 	for family, other := range map[string]string{"fraud": "purchase", "purchase": "fraud"} {
 		want := map[string]int{"fraud": nShop, "purchase": nPay}[family]
 		m := scrape(t, scoring[family].admin)
-		if got := metricSum(m, `mlops_scoring_skipped_total{spec="`+other+`"}`); got != float64(want) {
+		if got := metricSum(m, `mlops_scoring_skipped_total{spec="`+other+`"}`); got < float64(want) {
 			t.Errorf("scoring-%s skipped %v %s vectors, want %d", family, got, other, want)
+		} else if got > float64(want) {
+			t.Logf("scoring-%s skipped %v %s vectors for %d distinct: %v redelivered", family, got, other, want, got-float64(want))
 		}
 		if got := metricSum(m, "mlops_scoring_rejected_total"); got != 0 {
 			t.Errorf("scoring-%s rejected %v vectors, want 0", family, got)

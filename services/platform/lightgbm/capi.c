@@ -247,6 +247,13 @@ int mlops_fast_predict(mlops_fast* f, const double* row) {
   return rc;
 }
 
+int mlops_fast_predict_cpu(mlops_fast* f, const double* row, int64_t* cpu_ns) {
+  int64_t start = mlops_thread_cpu_ns();
+  int rc = mlops_fast_predict(f, row);
+  *cpu_ns = mlops_thread_cpu_ns() - start;
+  return rc;
+}
+
 int64_t mlops_thread_cpu_ns(void) {
   struct timespec ts;
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;

@@ -26,7 +26,19 @@ type FastOptions struct {
 	NumThreads int
 	// Params are further prediction parameters.
 	Params Params
+	// OnCPUSample, when set, receives the CPU time the calling thread spent inside LightGBM for
+	// one call in every CPUSampleEvery (read in C around the call, so neither the cgo crossing
+	// nor time spent waiting for a core counts): what a prediction costs under the process's
+	// real load and cache pressure, beside the wall clock the caller measures. It runs on the
+	// predicting goroutine after the call and must be cheap (a histogram observation).
+	OnCPUSample func(time.Duration)
+	// CPUSampleEvery is how many calls of one predictor make one sample. Default: 16 (two
+	// thread-clock reads cost a few hundred nanoseconds, about a tenth of a prediction).
+	CPUSampleEvery int
 }
+
+// DefaultCPUSampleEvery is FastOptions.CPUSampleEvery's default.
+const DefaultCPUSampleEvery = 16
 
 // fastHandle owns the C side of a FastPredictor and its reference on the booster.
 type fastHandle struct {
@@ -61,6 +73,10 @@ type FastPredictor struct {
 	ncol   int
 	outLen int
 	kind   PredictKind
+
+	onCPU    func(time.Duration)
+	cpuEvery uint64
+	calls    uint64
 }
 
 // NewFastPredictor makes a single-row predictor for rows of NumFeatures values.
@@ -92,6 +108,12 @@ func (b *Booster) NewFastPredictor(opts FastOptions) (*FastPredictor, error) {
 		ncol:   b.numFeatures,
 		outLen: outLen,
 		kind:   opts.Kind,
+	}
+	if opts.OnCPUSample != nil {
+		fp.onCPU, fp.cpuEvery = opts.OnCPUSample, DefaultCPUSampleEvery
+		if opts.CPUSampleEvery > 0 {
+			fp.cpuEvery = uint64(opts.CPUSampleEvery)
+		}
 	}
 	runtime.AddCleanup(fp, func(h *fastHandle) { _ = h.close() }, fp.h)
 	return fp, nil
@@ -142,10 +164,21 @@ func (p *FastPredictor) run(row []float64) error {
 		// LightGBM does not keep it.
 		in = (*C.double)(unsafe.Pointer(&row[0]))
 	}
-	rc := C.mlops_fast_predict(p.h.f, in)
+	var rc C.int
+	var cpu C.int64_t
+	sampled := p.onCPU != nil && p.calls%p.cpuEvery == 0
+	p.calls++
+	if sampled {
+		rc = C.mlops_fast_predict_cpu(p.h.f, in, &cpu)
+	} else {
+		rc = C.mlops_fast_predict(p.h.f, in)
+	}
 	// p must stay reachable until C is done: its cleanup frees p.h.f. row is an argument of
 	// the cgo call, so it stays reachable for the call's duration.
 	runtime.KeepAlive(p)
+	if sampled && rc == 0 {
+		p.onCPU(time.Duration(cpu))
+	}
 	if rc != 0 {
 		return fmt.Errorf("fast predict: %w", &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(&p.h.f.err[0])})
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -557,5 +558,62 @@ func TestFastPredictAllocs(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("FastPredictor allocates %v times per Predict+PredictInto, want 0", n)
+	}
+}
+
+func TestFastPredictorCPUSample(t *testing.T) {
+	t.Parallel()
+	lib := testLib(t)
+	b, err := lib.LoadModelFile(filepath.Join("testdata", "model.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	plain, err := b.NewFastPredictor(FastOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	var samples []time.Duration
+	pool, err := b.NewFastPredictorPool(FastOptions{CPUSampleEvery: 4, OnCPUSample: func(d time.Duration) { samples = append(samples, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	m, _ := synthFraud(40, b.NumFeatures(), 9)
+	for i := range m.Rows {
+		row := m.Data[i*m.Cols : (i+1)*m.Cols]
+		got, err := pool.Predict(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := plain.Predict(row)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("row %d: sampled predictor %v, plain %v", i, got, want)
+		}
+	}
+	// One goroutine: the pool reuses one predictor, which samples calls 0, 4, ..., 36.
+	if len(samples) != 10 {
+		t.Fatalf("%d CPU samples over 40 calls every 4th, want 10", len(samples))
+	}
+	var sum time.Duration
+	for i, d := range samples {
+		if d < 0 || d > time.Second {
+			t.Errorf("sample %d: %v of thread CPU for one row", i, d)
+		}
+		sum += d
+	}
+	if sum <= 0 {
+		t.Errorf("10 sampled predictions took %v of thread CPU in total", sum)
+	}
+	// A row that errs before C is called is neither sampled nor counted.
+	if _, err := pool.Predict(nil); !errors.Is(err, ErrShape) {
+		t.Fatalf("Predict(nil) error = %v, want ErrShape", err)
+	}
+	if _, err := pool.Predict(m.Data[:m.Cols]); err != nil || len(samples) != 11 {
+		t.Fatalf("call 40: error %v, %d samples, want the 11th", err, len(samples))
 	}
 }

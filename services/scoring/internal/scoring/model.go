@@ -83,7 +83,15 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold flo
 	if b.NumFeatures() != l.Spec.Len() {
 		return nil, errors.Join(fmt.Errorf("model %q version %s has %d features, its spec %s has %d", l.ModelName, l.Version, b.NumFeatures(), l.Spec.ID(), l.Spec.Len()), b.Close())
 	}
-	pred, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1})
+	// The champion's predictions sample their thread CPU into the version's instruments, which
+	// Install binds before the model serves.
+	var m *Model
+	onCPU := func(d time.Duration) {
+		if o := m.obs; o != nil {
+			o.inferenceCPU.Observe(d.Seconds())
+		}
+	}
+	pred, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1, OnCPUSample: onCPU})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), b.Close())
 	}
@@ -107,7 +115,7 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold flo
 	if th == 0 {
 		th = defaultThreshold
 	}
-	m := newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, expl, closers...)
+	m = newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, expl, closers...)
 	m.fromCache.Store(l.FromCache)
 	return m, nil
 }

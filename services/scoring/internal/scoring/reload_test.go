@@ -142,6 +142,21 @@ func TestHotReloadUnderLoad(t *testing.T) {
 	t.Cleanup(stopLoad)
 
 	kafkaiotest.WaitFor(t, 30*time.Second, "answers from version 1", func() (bool, error) { return nAnswers.Load() >= 300, nil })
+	// And the stream scored some records with version 1 (on a busy machine the producer can lag
+	// the sync callers by seconds).
+	kafkaiotest.WaitFor(t, 60*time.Second, "stream predictions from version 1", func() (bool, error) {
+		n := 0
+		for _, m := range kafkaiotest.ReadTopic(t, brokers, predTopic) {
+			var p eventsv1.Prediction
+			if err := proto.Unmarshal(m.Value, &p); err != nil {
+				return false, err
+			}
+			if p.Path == eventsv1.ScoringPath_SCORING_PATH_STREAM {
+				n++
+			}
+		}
+		return n >= 10, nil
+	})
 	old := s.champion.peek()
 	scoringtest.Promote(t, c, name, modelstore.AliasChampion, "2")
 	ev := &eventsv1.ModelEvent{EventId: "ev-" + name, EventTime: timestamppb.Now(), Type: eventsv1.ModelEventType_MODEL_EVENT_TYPE_PROMOTED,
