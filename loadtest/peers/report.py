@@ -248,18 +248,27 @@ def main():
         w(f"| {r['service']} | {fmt(r['peak_rss_mib'])} | {fmt(r['cpu_seconds_per_1000_tx'], 3)} |")
     w("")
     total = sum(r["cpu_seconds_per_1000_tx"] for r in st["services"])
+    stack = {c: f.get(f"cpu_seconds_per_1000_tx_{c}") for c in ("kafka", "es", "redis")}
+    stack = {c: v for c, v in stack.items() if v is not None}
+    if stack:
+        names = {"kafka": "Kafka", "es": "Elasticsearch", "redis": "Redis"}
+        w("The stack's processes over the same step (their pid files; the stack is shared, so this includes anything else "
+          "using it at the time): " + ", ".join(f"{names[c]} {fmt(v, 3)}" for c, v in stack.items())
+          + " CPU-seconds per 1,000 transactions.")
+        w("")
     if total > 0:
-        w(f"Together the four services use {fmt(total, 3)} CPU-seconds per 1,000 transactions, so on {mc.get('cores', 2)} cores "
-          f"they alone cap the pipeline at about {fmt(1000 * mc.get('cores', 2) / total)} tx/s before Kafka, Elasticsearch, "
-          "Redis and the load generator take their share: a knee of 10,000 tx/s here needs the per-transaction CPU cut "
-          f"about {fmt(10000 * total / 1000 / mc.get('cores', 2), 1)}-fold, not tuning alone.")
+        cores = mc.get("cores", 2)
+        all_cpu = total + sum(stack.values())
+        w(f"Together the four services use {fmt(total, 3)} CPU-seconds per 1,000 transactions"
+          + (f", and with the stack {fmt(all_cpu, 3)}" if stack else "")
+          + f": on {cores} cores that caps the pipeline at about {fmt(1000 * cores / all_cpu)} tx/s "
+          + ("(the load generator not counted)" if stack else "before Kafka, Elasticsearch, Redis and the load generator take their share")
+          + f"; a knee of 10,000 tx/s here needs the per-transaction CPU cut about {fmt(10000 * all_cpu / 1000 / cores, 1)}-fold.")
         w("")
     if f.get("peak_rss_mib_scoring_after_sync"):
         w(f"Scoring's peak RSS after the sync runs (up to {fmt(f.get('score_best_rps'))} Score calls a second): "
           f"{fmt(f['peak_rss_mib_scoring_after_sync'])} MiB.")
         w("")
-    w("Kafka, Elasticsearch and Redis are shared with other users of the machine and are not attributed here.")
-    w("")
     w("## Drift vs Evidently")
     w("")
     w(f"16 features × 1M reference and 1M current rows (make bench-drift's data), PSI + KS + JS. driftstat "
