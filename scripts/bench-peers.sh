@@ -16,7 +16,9 @@
 # per load run), BENCH_RAMP (loadgen -ramp steps), BENCH_DRIFT_RUNS (3 driftstat runs),
 # BENCH_EVIDENTLY_RUNS (1: a run takes minutes), BENCH_OUT (a directory that keeps the raw
 # results; default: a temporary one), BENCH_PARTS (a subset of the harness's parts, e.g. "sync" or
-# "stream,features", while working on one: it prints stack.json and writes no report).
+# "stream,features", while working on one: it prints stack.json and writes no report),
+# BENCH_SERVICE_ENV (settings for the services under test, to try their knobs:
+# "KAFKA_BATCH_WAIT=5ms predlog:ES_REFRESH_INTERVAL=10s").
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -49,6 +51,7 @@ export MLOPS_TEST_REQUIRE_STACK=1 MLOPS_BENCH_PEERS_OUT=$OUT MLOPS_BENCH_MLSERVE
 export MLOPS_BENCH_REPS=${BENCH_REPS:-3} MLOPS_BENCH_DURATION=${BENCH_DURATION:-3s}
 [[ -n ${BENCH_RAMP:-} ]] && export MLOPS_BENCH_RAMP=$BENCH_RAMP
 [[ -n ${BENCH_PARTS:-} ]] && export MLOPS_BENCH_PARTS=$BENCH_PARTS
+[[ -n ${BENCH_SERVICE_ENV:-} ]] && export MLOPS_BENCH_SERVICE_ENV=$BENCH_SERVICE_ENV
 started=$(date +%s)
 
 echo "== platform vs peers (loadtest/e2e TestBenchPeers; log in $OUT/harness.log)"

@@ -66,6 +66,9 @@ func TestBenchPeers(t *testing.T) {
 	began := time.Now()
 	b := &bench{cfg: cfg, rep: benchReport{Started: began.UTC().Format(time.RFC3339), Fields: map[string]float64{}}}
 	b.p = startBenchPipeline(t, ctx)
+	if v := os.Getenv("MLOPS_BENCH_SERVICE_ENV"); v != "" {
+		b.rep.Notes = append(b.rep.Notes, "the services ran with MLOPS_BENCH_SERVICE_ENV="+v)
+	}
 	b.loadgenBin, b.echoBin = buildLoadtestBins(t)
 	b.prepareModelAndVectors(t, ctx)
 	// The stream first, on a quiet pipeline; then the online features (on the state the stream
@@ -237,9 +240,24 @@ func startBenchPipeline(t *testing.T, ctx context.Context) *pipeline {
 	p.model = "bench-fraud-" + p.id
 	p.indexPrefix = "bench-" + p.id + "-predictions"
 	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
+	t.Cleanup(func() { deleteTopicsWithPrefix(t, p.brokers, "e2e-"+p.id+".") })
 	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
 	env := []string{"KAFKA_BROKERS=" + p.brokers, "ES_URL=" + p.esURL, "REDIS_ADDR=" + redisAddr,
 		"MLFLOW_URL=" + mlflowURL, "LIGHTGBM_LIB=" + lib, "LOG_LEVEL=warn"}
+	// MLOPS_BENCH_SERVICE_ENV tries the services' own knobs without a code change:
+	// "KAFKA_BATCH_WAIT=5ms predlog:ES_REFRESH_INTERVAL=10s" (a "service:" prefix limits one).
+	extra := map[string][]string{}
+	for kv := range strings.FieldsSeq(os.Getenv("MLOPS_BENCH_SERVICE_ENV")) {
+		svc, setting, ok := strings.Cut(kv, ":")
+		if !ok || strings.Contains(svc, "=") {
+			svc, setting = "", kv
+		}
+		if !strings.Contains(setting, "=") {
+			t.Fatalf("MLOPS_BENCH_SERVICE_ENV: %q is not [service:]NAME=VALUE", kv)
+		}
+		extra[svc] = append(extra[svc], setting)
+	}
+	envOf := func(svc string) []string { return slices.Concat(env, extra[""], extra[svc]) }
 	trainer := start(t, "trainer", bins["trainer"], true, env,
 		"-model.fraud", p.model, "-topic.model-events", p.tp.modelEvents, "-drift.consume=false",
 		"-data.source", "file", "-data.file", datasetfiletest.Simulate(t, "-n", "20000", "-accounts", "500", "-warmup", "24h"),
@@ -257,14 +275,14 @@ func startBenchPipeline(t *testing.T, ctx context.Context) *pipeline {
 	common := func(group string) []string {
 		return []string{"-kafka.group", "bench-" + group + "-" + p.id, "-kafka.dlq-topic", p.tp.dlq}
 	}
-	p.procs["ingestion"] = start(t, "ingestion", bins["ingestion"], true, env, append(common("ingestion"),
+	p.procs["ingestion"] = start(t, "ingestion", bins["ingestion"], true, envOf("ingestion"), append(common("ingestion"),
 		"-kafka.topics", p.tp.raw, "-ingest.validated-topic", p.tp.validated)...)
-	p.procs["features"] = start(t, "features", bins["features"], true, env, append(common("features"),
+	p.procs["features"] = start(t, "features", bins["features"], true, envOf("features"), append(common("features"),
 		"-kafka.topics", p.tp.validated, "-features.topic", p.tp.features, "-redis.prefix", "bench:"+p.id+":")...)
-	p.procs["scoring"] = start(t, "scoring", bins["scoring"], true, env, append(common("scoring"),
+	p.procs["scoring"] = start(t, "scoring", bins["scoring"], true, envOf("scoring"), append(common("scoring"),
 		"-kafka.topics", p.tp.features, "-topic.predictions", p.tp.predictions, "-topic.model-events", p.tp.modelEvents,
 		"-model.name", p.model, "-model.cache-dir", t.TempDir(), "-features.addr", p.procs["features"].grpc)...)
-	p.procs["predlog"] = start(t, "predlog", bins["predlog"], false, env, append(common("predlog"),
+	p.procs["predlog"] = start(t, "predlog", bins["predlog"], false, envOf("predlog"), append(common("predlog"),
 		"-kafka.topics", p.tp.predictions+","+p.tp.labels, "-predictions.topic", p.tp.predictions,
 		"-labels.topic", p.tp.labels, "-es.index-prefix", p.indexPrefix, "-es.pending-index", p.indexPrefix+"-pending")...)
 	return p
