@@ -279,8 +279,8 @@ def main():
     dis = [r for r in dr["verdicts"] if r["ours_drift"] != r["evidently_drift"]]
     if dis:
         w("")
-        w("Disagreements (our PSI and JS use the reference's quantile bins, Evidently equal-width bins over both samples; "
-          "docs/drift.md explains the difference):")
+        w("Disagreements (our PSI and JS bin on the reference's deciles and 1%/99% quantiles, closed at its minimum and maximum "
+          "with outer bins for mass beyond them; Evidently bins equal-width over both samples; docs/drift.md explains the difference):")
         w("")
         w("| feature | statistic | ours | Evidently |")
         w("|---|---|---|---|")
