@@ -85,7 +85,7 @@ func benchPass(b *testing.B, brokers []string, esURL, topic, labels string, n in
 	}
 	kc := kafkaiotest.ConsumerConfig(brokers, kafkaiotest.UniqueName("predlog-bench"), topic)
 	kc.DLQTopic = topic + "-dlq"
-	kc.MaxWait = 250 * time.Millisecond // the service's default
+	kc.MaxWait = kafkaio.DefaultMaxWait // the service's default (kafkaiotest shortens it for tests)
 	kc.MaxBatch = envInt(b, envBenchMaxBatch, 0)
 	logger := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The clock starts when the first batch reaches the handler: joining the group takes
