@@ -38,19 +38,7 @@ func BenchmarkPredictModelFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer fp.Close()
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		r := 0
-		cpu0 := threadCPU()
-		for b.Loop() {
-			if _, err := fp.Predict(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
-				b.Fatal(err)
-			}
-			if r++; r == m.Rows {
-				r = 0
-			}
-		}
-		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		loopRows(b, m, func(row []float64) error { _, err := fp.Predict(row); return err })
 	})
 	b.Run("direct-c", func(b *testing.B) {
 		fp, err := bst.NewFastPredictor(FastOptions{})
@@ -76,19 +64,7 @@ func BenchmarkPredictModelFile(b *testing.B) {
 		}
 		defer fp.Close()
 		dst := make([]float64, fp.OutputLen())
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		r := 0
-		cpu0 := threadCPU()
-		for b.Loop() {
-			if _, err := fp.PredictInto(dst, m.Data[r*m.Cols:(r+1)*m.Cols]); err != nil {
-				b.Fatal(err)
-			}
-			if r++; r == m.Rows {
-				r = 0
-			}
-		}
-		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		loopRows(b, m, func(row []float64) error { _, err := fp.PredictInto(dst, row); return err })
 	})
 	// treeshap is the same contributions from the Go TreeSHAP.
 	b.Run("treeshap", func(b *testing.B) {
@@ -97,20 +73,27 @@ func BenchmarkPredictModelFile(b *testing.B) {
 			b.Fatal(err)
 		}
 		dst := make([]float64, ts.OutputLen())
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		r := 0
-		cpu0 := threadCPU()
-		for b.Loop() {
-			if _, err := ts.PredictInto(dst, m.Data[r*m.Cols:(r+1)*m.Cols]); err != nil {
-				b.Fatal(err)
-			}
-			if r++; r == m.Rows {
-				r = 0
-			}
-		}
-		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		loopRows(b, m, func(row []float64) error { _, err := ts.PredictInto(dst, row); return err })
 	})
+}
+
+// loopRows calls score on m's rows in turn, b.N times, on one locked OS thread, and reports
+// that thread's CPU per call beside the wall clock.
+func loopRows(b *testing.B, m Matrix, score func(row []float64) error) {
+	b.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := 0
+	cpu0 := threadCPU()
+	for b.Loop() {
+		if err := score(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
+			b.Fatal(err)
+		}
+		if r++; r == m.Rows {
+			r = 0
+		}
+	}
+	b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 func readBenchRows(b *testing.B, path string, cols int) Matrix {
