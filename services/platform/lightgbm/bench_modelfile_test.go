@@ -21,17 +21,7 @@ import (
 // scored (the goroutine is locked to it): on cores shared with other work the wall clock also
 // counts the time the thread waited for a core, which differs from run to run.
 func BenchmarkPredictModelFile(b *testing.B) {
-	modelPath, rowsPath := os.Getenv("MLOPS_BENCH_MODEL"), os.Getenv("MLOPS_BENCH_ROWS")
-	if modelPath == "" || rowsPath == "" {
-		b.Skip("MLOPS_BENCH_MODEL and MLOPS_BENCH_ROWS name the model file and the rows (make bench-peers sets them)")
-	}
-	lib := testLib(b)
-	bst, err := lib.LoadModelFile(modelPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bst.Close() })
-	m := readBenchRows(b, rowsPath, bst.NumFeatures())
+	bst, m := benchModelFile(b)
 	b.Run("binding", func(b *testing.B) {
 		fp, err := bst.NewFastPredictor(FastOptions{})
 		if err != nil {
@@ -133,17 +123,7 @@ func readBenchRows(b *testing.B, path string, cols int) Matrix {
 // buffer (pushing the model's trees out of the core's caches), then times the prediction
 // alone, wall clock and thread CPU. evict=0 is the hot loop.
 func BenchmarkPredictModelFileColdCache(b *testing.B) {
-	modelPath, rowsPath := os.Getenv("MLOPS_BENCH_MODEL"), os.Getenv("MLOPS_BENCH_ROWS")
-	if modelPath == "" || rowsPath == "" {
-		b.Skip("MLOPS_BENCH_MODEL and MLOPS_BENCH_ROWS name the model file and the rows (make bench-peers sets them)")
-	}
-	lib := testLib(b)
-	bst, err := lib.LoadModelFile(modelPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = bst.Close() })
-	m := readBenchRows(b, rowsPath, bst.NumFeatures())
+	bst, m := benchModelFile(b)
 	junk := make([]byte, 8<<20)
 	for _, evict := range []int{0, 256 << 10, 1 << 20, 8 << 20} {
 		b.Run(fmt.Sprintf("evict=%dKiB", evict>>10), func(b *testing.B) {
@@ -174,4 +154,19 @@ func BenchmarkPredictModelFileColdCache(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "predict-cpu-ns")
 		})
 	}
+}
+
+// benchModelFile loads MLOPS_BENCH_MODEL and the rows of MLOPS_BENCH_ROWS, or skips.
+func benchModelFile(b *testing.B) (*Booster, Matrix) {
+	b.Helper()
+	modelPath, rowsPath := os.Getenv("MLOPS_BENCH_MODEL"), os.Getenv("MLOPS_BENCH_ROWS")
+	if modelPath == "" || rowsPath == "" {
+		b.Skip("MLOPS_BENCH_MODEL and MLOPS_BENCH_ROWS name the model file and the rows (make bench-peers sets them)")
+	}
+	bst, err := testLib(b).LoadModelFile(modelPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = bst.Close() })
+	return bst, readBenchRows(b, rowsPath, bst.NumFeatures())
 }

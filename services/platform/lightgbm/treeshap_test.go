@@ -37,42 +37,11 @@ func treeSHAPCases(t *testing.T) []treeSHAPCase {
 			m.Data[i] = 0
 		}
 	}
-	params := Params{"objective": "binary", "num_leaves": "63", "learning_rate": "0.1", "verbosity": "-1", "min_data_in_leaf": "5"}
-	ds, err := lib.NewDataset(m, y, DatasetOptions{Params: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds.Close()
-	deep, err := Train(context.Background(), params, ds, TrainOptions{NumRounds: 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = deep.Close() })
+	deep := trainOn(t, lib, m, y, Params{"objective": "binary", "num_leaves": "63", "learning_rate": "0.1", "verbosity": "-1", "min_data_in_leaf": "5"}, 40)
 	// A regression model whose zeros are missing values (zero_as_missing: missing type Zero).
-	params = Params{"objective": "regression", "num_leaves": "31", "verbosity": "-1", "zero_as_missing": "true", "min_data_in_leaf": "5"}
-	ds2, err := lib.NewDataset(m, y, DatasetOptions{Params: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds2.Close()
-	reg, err := Train(context.Background(), params, ds2, TrainOptions{NumRounds: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-
+	reg := trainOn(t, lib, m, y, Params{"objective": "regression", "num_leaves": "31", "verbosity": "-1", "zero_as_missing": "true", "min_data_in_leaf": "5"}, 20)
 	// Trees of more than 64 internal nodes take the path without bit masks.
-	params = Params{"objective": "binary", "num_leaves": "127", "verbosity": "-1", "min_data_in_leaf": "3"}
-	ds3, err := lib.NewDataset(m, y, DatasetOptions{Params: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ds3.Close()
-	wide, err := Train(context.Background(), params, ds3, TrainOptions{NumRounds: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = wide.Close() })
+	wide := trainOn(t, lib, m, y, Params{"objective": "binary", "num_leaves": "127", "verbosity": "-1", "min_data_in_leaf": "3"}, 8)
 
 	eval := Matrix{Data: append([]float64(nil), m.Data[:2000*12]...), Rows: 2000, Cols: 12}
 	fixRows, _ := synthFraud(500, fixture.NumFeatures(), 9)
@@ -212,4 +181,21 @@ func TestTreeSHAPAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _, _ = ts.PredictInto(dst, row) }); n != 0 {
 		t.Errorf("PredictInto allocates %v times per row", n)
 	}
+}
+
+// trainOn trains rounds iterations with params on m and y; the booster is closed when the test
+// ends.
+func trainOn(t *testing.T, lib *Library, m Matrix, y []float64, params Params, rounds int) *Booster {
+	t.Helper()
+	ds, err := lib.NewDataset(m, y, DatasetOptions{Params: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ds.Close()
+	bst, err := Train(context.Background(), params, ds, TrainOptions{NumRounds: rounds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bst.Close() })
+	return bst
 }
