@@ -247,10 +247,10 @@ int mlops_fast_predict(mlops_fast* f, const double* row) {
   return rc;
 }
 
-int mlops_fast_predict_cpu(mlops_fast* f, const double* row, int64_t* cpu_ns) {
+int mlops_fast_predict_cpu(mlops_fast* f, const double* row) {
   int64_t start = mlops_thread_cpu_ns();
   int rc = mlops_fast_predict(f, row);
-  *cpu_ns = mlops_thread_cpu_ns() - start;
+  f->cpu_ns = mlops_thread_cpu_ns() - start;
   return rc;
 }
 

@@ -120,6 +120,7 @@ typedef struct mlops_fast {
   double* out;
   int64_t out_cap;
   int64_t out_len;
+  int64_t cpu_ns;  // thread CPU of the last mlops_fast_predict_cpu
   char err[512];
 } mlops_fast;
 
@@ -128,10 +129,10 @@ char* mlops_fast_new(const mlops_lgbm_api* a, void* booster, int kind, int start
 // mlops_fast_predict scores row (f->ncol values; NULL means f->in) into f->out; on failure
 // it returns -1 and copies the error into f->err. LightGBM reads row during the call only.
 int mlops_fast_predict(mlops_fast* f, const double* row);
-// mlops_fast_predict_cpu is mlops_fast_predict that also stores in *cpu_ns the CPU time the
+// mlops_fast_predict_cpu is mlops_fast_predict that also stores in f->cpu_ns the CPU time the
 // calling thread spent in LightGBM (CLOCK_THREAD_CPUTIME_ID read before and after, in C, so
-// the cgo crossing is not counted).
-int mlops_fast_predict_cpu(mlops_fast* f, const double* row, int64_t* cpu_ns);
+// the cgo crossing is not counted; in C memory, so the Go caller allocates nothing).
+int mlops_fast_predict_cpu(mlops_fast* f, const double* row);
 // mlops_fast_bench_loop scores n rows cycling through rows (nrows x f->ncol, row-major),
 // handing each row in place to LightGBM's fast predict straight through the function
 // pointer, as a C program would: the floor for the binding's overhead (benchmarks only).

@@ -165,20 +165,19 @@ func (p *FastPredictor) run(row []float64) error {
 		in = (*C.double)(unsafe.Pointer(&row[0]))
 	}
 	var rc C.int
-	var cpu C.int64_t
 	sampled := p.onCPU != nil && p.calls%p.cpuEvery == 0
 	p.calls++
 	if sampled {
-		rc = C.mlops_fast_predict_cpu(p.h.f, in, &cpu)
+		rc = C.mlops_fast_predict_cpu(p.h.f, in)
 	} else {
 		rc = C.mlops_fast_predict(p.h.f, in)
+	}
+	if sampled && rc == 0 {
+		p.onCPU(time.Duration(p.h.f.cpu_ns))
 	}
 	// p must stay reachable until C is done: its cleanup frees p.h.f. row is an argument of
 	// the cgo call, so it stays reachable for the call's duration.
 	runtime.KeepAlive(p)
-	if sampled && rc == 0 {
-		p.onCPU(time.Duration(cpu))
-	}
 	if rc != 0 {
 		return fmt.Errorf("fast predict: %w", &Error{Op: "LGBM_BoosterPredictForMatSingleRowFast", Msg: C.GoString(&p.h.f.err[0])})
 	}

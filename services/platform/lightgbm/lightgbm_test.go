@@ -536,17 +536,7 @@ func TestFastPredictorPoolConcurrent(t *testing.T) {
 
 // TestFastPredictAllocs checks the single-row path allocates nothing.
 func TestFastPredictAllocs(t *testing.T) {
-	lib := testLib(t)
-	b, err := lib.LoadModelFile(filepath.Join("testdata", "model.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	fp, err := b.NewFastPredictor(FastOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fp.Close()
+	_, fp := fixtureFast(t)
 	row := []float64{12.5, 0.3, 0.2, 600, 3, 0.7}
 	dst := make([]float64, 1)
 	if n := testing.AllocsPerRun(200, func() {
@@ -559,21 +549,29 @@ func TestFastPredictAllocs(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("FastPredictor allocates %v times per Predict+PredictInto, want 0", n)
 	}
+	// Nor does sampling the thread CPU of every call.
+	var total time.Duration
+	b, _ := fixtureFast(t)
+	sampled, err := b.NewFastPredictor(FastOptions{CPUSampleEvery: 1, OnCPUSample: func(d time.Duration) { total += d }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sampled.Close()
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := sampled.Predict(row); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a FastPredictor sampling its CPU allocates %v times per Predict, want 0", n)
+	}
+	if total <= 0 {
+		t.Errorf("201 sampled predictions took %v of thread CPU", total)
+	}
 }
 
 func TestFastPredictorCPUSample(t *testing.T) {
 	t.Parallel()
-	lib := testLib(t)
-	b, err := lib.LoadModelFile(filepath.Join("testdata", "model.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	plain, err := b.NewFastPredictor(FastOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plain.Close()
+	b, plain := fixtureFast(t)
 	var samples []time.Duration
 	pool, err := b.NewFastPredictorPool(FastOptions{CPUSampleEvery: 4, OnCPUSample: func(d time.Duration) { samples = append(samples, d) }})
 	if err != nil {
@@ -616,4 +614,21 @@ func TestFastPredictorCPUSample(t *testing.T) {
 	if _, err := pool.Predict(m.Data[:m.Cols]); err != nil || len(samples) != 11 {
 		t.Fatalf("call 40: error %v, %d samples, want the 11th", err, len(samples))
 	}
+}
+
+// fixtureFast loads testdata/model.txt and makes a FastPredictor of it with default options;
+// both are closed when the test ends.
+func fixtureFast(t *testing.T) (*Booster, *FastPredictor) {
+	t.Helper()
+	b, err := testLib(t).LoadModelFile(filepath.Join("testdata", "model.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	fp, err := b.NewFastPredictor(FastOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fp.Close() })
+	return b, fp
 }
