@@ -743,3 +743,36 @@ func (b *bench) services(t *testing.T) {
 		}
 	}
 }
+
+// unlinkRedisPrefix deletes every key matching prefix* (a Lua loop of SCAN and UNLINK, sent as
+// raw RESP like the reads above), so that a bench run leaves no account states behind. A
+// failure is logged: the measurements do not depend on it.
+func unlinkRedisPrefix(t *testing.T, addr, prefix string) {
+	const script = `local c, n = '0', 0
+repeat
+  local r = redis.call('SCAN', c, 'MATCH', ARGV[1], 'COUNT', 1000)
+  c = r[1]
+  for _, k in ipairs(r[2]) do redis.call('UNLINK', k); n = n + 1 end
+until c == '0'
+return n`
+	args := []string{"EVAL", script, "0", prefix + "*"}
+	cmd := fmt.Appendf(nil, "*%d\r\n", len(args))
+	for _, a := range args {
+		cmd = fmt.Appendf(cmd, "$%d\r\n%s\r\n", len(a), a)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Logf("delete redis keys %s*: %v", prefix, err)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := conn.Write(cmd); err != nil {
+		t.Logf("delete redis keys %s*: %v", prefix, err)
+		return
+	}
+	reply, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(reply, ":") {
+		t.Logf("delete redis keys %s*: reply %q, %v", prefix, reply, err)
+	}
+}
