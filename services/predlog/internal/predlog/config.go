@@ -51,6 +51,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("predlog", flag.ContinueOnError)
 	c.Base.RegisterFlags(fs, getenv, "predlog", "127.0.0.1:8084", "")
 	c.Kafka.Topics = []string{topics.Predictions, topics.Labels}
+	c.Kafka.BatchWait = DefaultBatchWait
 	c.Kafka.RegisterFlags(fs, getenv)
 	flagenv.StringVar(fs, getenv, &c.PredictionsTopic, "predictions.topic", "PREDICTIONS_TOPIC", topics.Predictions, "topic of Prediction records")
 	flagenv.StringVar(fs, getenv, &c.LabelsTopic, "labels.topic", "LABELS_TOPIC", topics.Labels, "topic of Label records")

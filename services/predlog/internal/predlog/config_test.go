@@ -26,8 +26,18 @@ func TestParseConfig(t *testing.T) {
 					c.Writer.RefreshInterval != predlog.DefaultRefreshInterval || c.Writer.BulkInFlight != predlog.DefaultBulkInFlight {
 					t.Errorf("defaults: %+v", c)
 				}
-				if strings.Join(c.Kafka.Topics, ",") != "predictions.v1,labels.v1" || c.Kafka.GroupID != "predlog" {
-					t.Errorf("kafka defaults: topics %v group %q", c.Kafka.Topics, c.Kafka.GroupID)
+				if strings.Join(c.Kafka.Topics, ",") != "predictions.v1,labels.v1" || c.Kafka.GroupID != "predlog" ||
+					c.Kafka.BatchWait != predlog.DefaultBatchWait {
+					t.Errorf("kafka defaults: topics %v group %q batch wait %v", c.Kafka.Topics, c.Kafka.GroupID, c.Kafka.BatchWait)
+				}
+			},
+		},
+		{
+			name: "batch_wait_off",
+			env:  map[string]string{"KAFKA_BATCH_WAIT": "0s"},
+			check: func(t *testing.T, c predlog.Config) {
+				if c.Kafka.BatchWait != 0 {
+					t.Errorf("KAFKA_BATCH_WAIT=0s: batch wait %v", c.Kafka.BatchWait)
 				}
 			},
 		},
