@@ -173,6 +173,16 @@ def main():
                 line += f" {fmt(e['rps'])} | {fmt(e['cpu_per_request_us'])} |"
             w(line)
         w("")
+    # The transport's ceiling: a server answering in no time, through the same client and gRPC
+    # stack, is the echo; where echo / MLServer is under the target, no server could meet it.
+    ceil = {c: sy["closed"]["logged"][c]["echo"]["rps"] / sy["closed"]["logged"][c]["mlserver"]["rps"] for c in concs}
+    w("**The transport's ceiling**: the bare echo server through the same client is the fastest any server could answer; "
+      "echo / MLServer throughput: " + ", ".join(f"concurrency {c}: {fmt(v)}x" for c, v in ceil.items()) + ". "
+      + ("Where that is below 10x, the 10x target is out of reach of any server measured through this client and gRPC stack, ours included; "
+         "Score reaches " + ", ".join(f"{fmt(sy['closed']['logged'][c]['score']['rps'] / sy['closed']['logged'][c]['echo']['rps'] * 100, 0)}%"
+                                       for c in concs) + " of echo's throughput at those concurrencies."
+         if any(v < 10 for v in ceil.values()) else ""))
+    w("")
     o = sy["open"]
     w(f"**Open loop** at {fmt(sy['open_rate'])} requests/s (half of MLServer's best closed-loop throughput), logged vectors: "
       f"Score p50 {ms(o['score']['p50_us'])} ms, p99 {ms(o['score']['p99_us'])} ms; MLServer p50 {ms(o['mlserver']['p50_us'])} ms, "
