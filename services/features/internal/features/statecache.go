@@ -70,13 +70,3 @@ func (c *stateCache) forget(account string) {
 	defer c.mu.Unlock()
 	delete(c.entries, account)
 }
-
-// len is the number of remembered accounts.
-func (c *stateCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}

@@ -114,7 +114,7 @@ func featureNames(fv *eventsv1.FeatureVector) []string {
 // back as the same string (invalid UTF-8 as U+FFFD), and non-finite numbers refused.
 func TestAppendScalars(t *testing.T) {
 	t.Parallel()
-	for _, f := range []float64{0, -0.0, 1, -1.5, 1e-6, 9.99e-7, 1e-7, 1e20, 1e21, 123456789.125, math.MaxFloat64, 5e-324, 0.1} {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, -1.5, 1e-6, 9.99e-7, 1e-7, 1e20, 1e21, 123456789.125, math.MaxFloat64, 5e-324, 0.1} {
 		got, err := esbulk.AppendFloat(nil, f)
 		want, _ := json.Marshal(f)
 		if err != nil || string(got) != string(want) {
