@@ -132,14 +132,7 @@ func TestTreeSHAPMatchesLightGBM(t *testing.T) {
 
 // TestTreeSHAPErrors checks the shape errors and the models the Go TreeSHAP refuses.
 func TestTreeSHAPErrors(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join("testdata", "model.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := ParseTreeSHAP(string(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	text, ts := fixtureTreeSHAP(t)
 	if _, err := ts.PredictInto(make([]float64, ts.OutputLen()), make([]float64, ts.NumFeatures()+1)); !errors.Is(err, ErrShape) {
 		t.Errorf("long row: err = %v, want ErrShape", err)
 	}
@@ -169,14 +162,7 @@ func TestTreeSHAPErrors(t *testing.T) {
 
 // TestTreeSHAPAllocs checks that explaining a row allocates nothing.
 func TestTreeSHAPAllocs(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join("testdata", "model.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := ParseTreeSHAP(string(text))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ts := fixtureTreeSHAP(t)
 	row, dst := make([]float64, ts.NumFeatures()), make([]float64, ts.OutputLen())
 	if n := testing.AllocsPerRun(100, func() { _, _ = ts.PredictInto(dst, row) }); n != 0 {
 		t.Errorf("PredictInto allocates %v times per row", n)
@@ -198,4 +184,18 @@ func trainOn(t *testing.T, lib *Library, m Matrix, y []float64, params Params, r
 	}
 	t.Cleanup(func() { _ = bst.Close() })
 	return bst
+}
+
+// fixtureTreeSHAP reads testdata/model.txt and parses it for the Go TreeSHAP.
+func fixtureTreeSHAP(t *testing.T) ([]byte, *TreeSHAP) {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join("testdata", "model.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := ParseTreeSHAP(string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text, ts
 }
