@@ -71,7 +71,7 @@ func (p *Producer) newWriter(topics []string) (*kafka.Writer, *kafka.Transport) 
 	transport.MetadataTopics = topics
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(p.cfg.Brokers...),
-		Balancer:               kafka.Murmur2Balancer{},
+		Balancer:               presetBalancer{},
 		MaxAttempts:            3,
 		WriteBackoffMin:        p.cfg.RetryBackoffMin,
 		WriteBackoffMax:        min(p.cfg.RetryBackoffMax, time.Second),
@@ -92,6 +92,12 @@ func (p *Producer) newWriter(topics []string) (*kafka.Writer, *kafka.Transport) 
 // replicas, or with an error (which may be a kafka.WriteErrors naming each record's error;
 // some records may then have been written: retrying can duplicate, never lose). Each record
 // must name its Topic. ctx bounds the wait.
+//
+// The records of one key land in the order of msgs even when part of the call fails: a
+// record is written only after every earlier record of its partition in the call was
+// acknowledged, so retrying the failed records (or all of them) never puts a later record
+// of a key before an earlier one. That holds for one call; records of concurrent calls that
+// share a partition may interleave.
 func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -109,12 +115,11 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		}
 		p.mu.RLock()
 	}
-	err := p.w.WriteMessages(ctx, msgs...)
+	err := p.write(ctx, msgs)
 	p.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("kafka write %d records to %s: %w", len(msgs), topicsOf(msgs), err)
 	}
-	p.countProduced(msgs)
 	return nil
 }
 
