@@ -65,6 +65,39 @@ func buildAll(t *testing.T, names ...string) map[string]string {
 	return bins
 }
 
+// logDir returns the directory of the test's service logs, made on first use: removed after
+// a test that passed, kept (and named in the output) after one that failed, so the whole
+// logs of every service are there to read and not only the tails the failures quote.
+func logDir(t *testing.T) string {
+	t.Helper()
+	logDirs.Lock()
+	defer logDirs.Unlock()
+	if d, ok := logDirs.m[t]; ok {
+		return d
+	}
+	d, err := os.MkdirTemp("", "e2e-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logDirs.m[t] = d
+	t.Cleanup(func() {
+		logDirs.Lock()
+		delete(logDirs.m, t)
+		logDirs.Unlock()
+		if t.Failed() {
+			t.Logf("service logs kept for inspection: %s", d)
+			return
+		}
+		os.RemoveAll(d)
+	})
+	return d
+}
+
+var logDirs = struct {
+	sync.Mutex
+	m map[*testing.T]string
+}{m: map[*testing.T]string{}}
+
 // proc is one service process started by the test.
 type proc struct {
 	name  string
@@ -82,7 +115,7 @@ type proc struct {
 // and registers a cleanup that stops it with SIGTERM and requires a clean exit.
 func start(t *testing.T, name, bin string, grpc bool, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, bin: bin, env: env, admin: servicetest.FreeAddr(t), log: filepath.Join(t.TempDir(), name+".log")}
+	p := &proc{name: name, bin: bin, env: env, admin: servicetest.FreeAddr(t), log: filepath.Join(logDir(t), name+".log")}
 	p.args = append([]string{"-admin.addr", p.admin}, args...)
 	if grpc {
 		p.grpc = servicetest.FreeAddr(t)

@@ -58,9 +58,16 @@ func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipel
 	p.tp = newTopics(p.id)
 	p.model = "e2e-fraud-" + p.id
 	p.indexPrefix = "e2e-" + p.id + "-predictions"
-	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
-	// Registered before any process starts, so it runs after they all stopped.
-	t.Cleanup(func() { deleteTopicsWithPrefix(t, p.brokers, "e2e-"+p.id+".") })
+	// Registered before any process starts, so they run after they all stopped. A failed
+	// test keeps its topics and indices to inspect (kcat, Kibana).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept for inspection: topics e2e-%s.*, indices %s*", p.id, p.indexPrefix)
+			return
+		}
+		deleteIndices(p.esURL, p.indexPrefix+"*")
+		deleteTopicsWithPrefix(t, p.brokers, "e2e-"+p.id+".")
+	})
 
 	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
 	if o.depsReady != nil {
