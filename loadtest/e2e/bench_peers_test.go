@@ -59,7 +59,7 @@ func TestBenchPeers(t *testing.T) {
 		t.Fatal("MLOPS_BENCH_MLSERVER must name the mlserver executable of the peers' virtualenv")
 	}
 	cfg := benchConfig{reps: benchEnvInt("MLOPS_BENCH_REPS", 3), dur: benchEnvDur("MLOPS_BENCH_DURATION", 3*time.Second),
-		ramp:  benchEnvStr("MLOPS_BENCH_RAMP", "250/10s,500/10s,1000/10s,2000/10s,4000/10s,8000/10s,12000/10s,16000/10s"),
+		ramp:  benchEnvStr("MLOPS_BENCH_RAMP", "250/10s,500/10s,1000/10s,2000/10s,4000/10s,8000/10s,10000/10s,12000/10s,16000/10s"),
 		concs: []int{1, 8, 32, 128}, mlserver: mlserverBin, out: outDir}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
