@@ -88,6 +88,7 @@ type options struct {
 	customers     int
 	maxBatch      int
 	linger        time.Duration
+	retryFor      time.Duration
 	ramp          []rampStep
 	rampPause     time.Duration
 	stepOut       io.Writer // receives one JSON line per finished -ramp step
@@ -107,6 +108,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	flagenv.DurationVar(fs, getenv, &o.lag, "lag", "LOADGEN_LAG", 0, "sim time starts this long before now (0: long enough for the run's transactions, at least 48h)")
 	flagenv.IntVar(fs, getenv, &o.maxBatch, "max-batch", "LOADGEN_MAX_BATCH", 2000, "most records handed to the producer in one call, and per partition in one produce request")
 	flagenv.DurationVar(fs, getenv, &o.linger, "kafka.batch-timeout", "KAFKA_BATCH_TIMEOUT", 5*time.Millisecond, "longest the producer waits to fill a batch")
+	flagenv.DurationVar(fs, getenv, &o.retryFor, "retry-for", "LOADGEN_RETRY_FOR", 30*time.Second, "keep retrying a failed write this long (a new topic's leader not ready yet, a broker restarting) before giving up")
 	flagenv.DurationVar(fs, getenv, &o.labelDelay, "label-delay", "LOADGEN_LABEL_DELAY", 10*time.Minute, "longest sim-time delay of a label")
 	flagenv.StringVar(fs, getenv, &o.txTopic, "tx-topic", "LOADGEN_TX_TOPIC", topics.TxRaw, "topic for transactions")
 	flagenv.StringVar(fs, getenv, &o.labelTopic, "label-topic", "LOADGEN_LABEL_TOPIC", topics.Labels, "topic for labels")
@@ -273,7 +275,7 @@ func runPayments(ctx context.Context, o options, now func() time.Time, write fun
 	maxBatch := max(o.maxBatch, 1)
 	pubCtx, stopPub := context.WithCancel(ctx)
 	defer stopPub()
-	pub := newPublisher(pubCtx, write, maxBatch)
+	pub := newPublisher(pubCtx, write, maxBatch, o.retryFor)
 
 	var gen stats // what was generated; st is what was acknowledged
 	pace := newPacer(o, now())
@@ -486,6 +488,42 @@ func runTransactions(o options) int {
 	return 0
 }
 
+// writeRetrying writes msgs, retrying what failed with a growing pause (50ms to 1s) until it
+// is written, retryFor has passed since the first failure, or ctx ends; it returns the last
+// error then.
+func writeRetrying(ctx context.Context, write func(context.Context, ...kafka.Message) error, msgs []kafka.Message, retryFor time.Duration) error {
+	var giveUp time.Time
+	pause := 50 * time.Millisecond
+	for {
+		err := write(ctx, msgs...)
+		if err == nil {
+			return nil
+		}
+		if giveUp.IsZero() {
+			giveUp = time.Now().Add(retryFor)
+		}
+		if ctx.Err() != nil || time.Now().Add(pause).After(giveUp) {
+			return err
+		}
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+			again := make([]kafka.Message, 0, werrs.Count())
+			for i, e := range werrs {
+				if e != nil {
+					again = append(again, msgs[i])
+				}
+			}
+			msgs = again
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
 // simSpan is the sim time runTransactions(o) transactions of o.accounts accounts cover, with a
 // quarter of margin for the simulator's randomness (fraud bursts add transactions, quiet
 // accounts fewer). 7 days when the run has no count and no rate.
@@ -499,7 +537,10 @@ func simSpan(o options) time.Duration {
 }
 
 // publisher hands records to write in batches from one goroutine, in the order they were
-// sent, and adds up the stats of what write acknowledged.
+// sent, and adds up the stats of what write acknowledged. A failed write is retried for up to
+// retryFor: the records write reports failed (all of them when it does not say), in order, so
+// a key's records keep their order (kafkaio's producer reports the records after a failed one
+// of the same call as not attempted).
 type publisher struct {
 	in     chan pubItem
 	done   chan struct{}
@@ -513,7 +554,7 @@ type pubItem struct {
 	st   stats
 }
 
-func newPublisher(ctx context.Context, write func(context.Context, ...kafka.Message) error, maxBatch int) *publisher {
+func newPublisher(ctx context.Context, write func(context.Context, ...kafka.Message) error, maxBatch int, retryFor time.Duration) *publisher {
 	p := &publisher{in: make(chan pubItem, 4*maxBatch), done: make(chan struct{}), failed: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -523,7 +564,7 @@ func newPublisher(ctx context.Context, write func(context.Context, ...kafka.Mess
 			if len(batch) == 0 {
 				return true
 			}
-			if err := write(ctx, batch...); err != nil {
+			if err := writeRetrying(ctx, write, batch, retryFor); err != nil {
 				p.err = fmt.Errorf("publish %d records after %d transactions: %w", len(batch), p.acked.Transactions, err)
 				close(p.failed)
 				return false
