@@ -127,9 +127,13 @@ func (p *Producer) rounds(ctx context.Context, msgs []kafka.Message, batchSize i
 	}
 	fills := map[topicPartition]*fill{}
 	ids := map[string][]int{}
-	var rounds []round
+	// First the round and partition of each record, then the records copied once into one
+	// backing array, round after round (a stable counting sort by round).
+	roundOf := make([]int32, len(msgs))
+	partOf := make([]int32, len(msgs))
+	var perRound []int
 	for i := range msgs {
-		m := msgs[i]
+		m := &msgs[i]
 		partitions := ids[m.Topic]
 		if partitions == nil {
 			partitions = make([]int, counts[m.Topic])
@@ -138,10 +142,8 @@ func (p *Producer) rounds(ctx context.Context, msgs []kafka.Message, batchSize i
 			}
 			ids[m.Topic] = partitions
 		}
-		m.Partition = 0 // Balance must not take the caller's field for a preset
-		part := presetBalancer{}.Balance(m, partitions...)
-		m.Partition = -(part + 1)
-		size := recordSize(&m)
+		part := kafka.Murmur2Balancer{}.Balance(*m, partitions...)
+		size := recordSize(m)
 		key := topicPartition{m.Topic, part}
 		f := fills[key]
 		if f == nil {
@@ -153,11 +155,27 @@ func (p *Producer) rounds(ctx context.Context, msgs []kafka.Message, batchSize i
 		}
 		f.n++
 		f.bytes += size
-		if f.round == len(rounds) {
-			rounds = append(rounds, round{})
+		if f.round == len(perRound) {
+			perRound = append(perRound, 0)
 		}
-		rounds[f.round].msgs = append(rounds[f.round].msgs, m)
-		rounds[f.round].index = append(rounds[f.round].index, i)
+		perRound[f.round]++
+		roundOf[i], partOf[i] = int32(f.round), int32(part)
+	}
+	backing := make([]kafka.Message, len(msgs))
+	index := make([]int, len(msgs))
+	rounds := make([]round, len(perRound))
+	next := make([]int, len(perRound))
+	for r, at := 0, 0; r < len(perRound); r++ {
+		rounds[r] = round{msgs: backing[at : at+perRound[r] : at+perRound[r]], index: index[at : at+perRound[r] : at+perRound[r]]}
+		next[r] = at
+		at += perRound[r]
+	}
+	for i := range msgs {
+		r := roundOf[i]
+		backing[next[r]] = msgs[i]
+		backing[next[r]].Partition = -(int(partOf[i]) + 1)
+		index[next[r]] = i
+		next[r]++
 	}
 	return rounds, nil
 }
