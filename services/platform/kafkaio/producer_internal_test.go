@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,18 +93,18 @@ func TestProducerKeepsKeyOrderWhenABatchFails(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			const maxAttempts = 3 // newWriter's
-			failed := 0
+			const maxAttempts = 3   // newWriter's
+			var failed atomic.Int32 // written in kfake's goroutine
 			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
 				req := kreq.(*kmsg.ProduceRequest)
 				if !hasPartition0(req) {
 					return nil, nil, false // handled as usual; the control stays
 				}
-				if failed == maxAttempts {
+				if failed.Load() == maxAttempts {
 					c.DropControl()
 					return nil, nil, false
 				}
-				failed++
+				failed.Add(1)
 				c.KeepControl()
 				resp := req.ResponseKind().(*kmsg.ProduceResponse)
 				for _, rt := range req.Topics {
@@ -155,8 +156,8 @@ func TestProducerKeepsKeyOrderWhenABatchFails(t *testing.T) {
 			if err := p.WriteMessages(ctx, msgs...); err != nil {
 				t.Fatalf("retry: %v", err)
 			}
-			if failed != maxAttempts {
-				t.Fatalf("%d produce requests failed, want %d", failed, maxAttempts)
+			if n := failed.Load(); n != maxAttempts {
+				t.Fatalf("%d produce requests failed, want %d", n, maxAttempts)
 			}
 			// Per key, the first time each record appears must follow the call's order.
 			seen := map[string]bool{}
