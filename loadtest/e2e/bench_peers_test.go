@@ -240,7 +240,7 @@ func startBenchPipeline(t *testing.T, ctx context.Context) *pipeline {
 	p.model = "bench-fraud-" + p.id
 	p.indexPrefix = "bench-" + p.id + "-predictions"
 	t.Cleanup(func() { deleteIndices(p.esURL, p.indexPrefix+"*") })
-	t.Cleanup(func() { deleteTopicsWithPrefix(t, p.brokers, "e2e-"+p.id+".") })
+	t.Cleanup(func() { kafkaiotest.DeleteTopicsWithPrefix(t, []string{p.brokers}, "e2e-"+p.id+".") })
 	t.Cleanup(func() { unlinkRedisPrefix(t, redisAddr, "bench:"+p.id+":") })
 	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
 	env := []string{"KAFKA_BROKERS=" + p.brokers, "ES_URL=" + p.esURL, "REDIS_ADDR=" + redisAddr,

@@ -2,13 +2,10 @@ package e2e_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	trainerv1 "github.com/streaming-mlops/mlops/proto/gen/go/mlops/trainer/v1"
 	"github.com/streaming-mlops/mlops/services/platform/datasetfile/datasetfiletest"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio/kafkaiotest"
@@ -66,7 +63,7 @@ func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipel
 			return
 		}
 		deleteIndices(p.esURL, p.indexPrefix+"*")
-		deleteTopicsWithPrefix(t, p.brokers, "e2e-"+p.id+".")
+		kafkaiotest.DeleteTopicsWithPrefix(t, []string{p.brokers}, "e2e-"+p.id+".")
 	})
 
 	bins := buildAll(t, "trainer", "ingestion", "features", "scoring", "predlog")
@@ -115,39 +112,4 @@ func startPipelineWith(t *testing.T, ctx context.Context, o pipelineOpts) *pipel
 		"-kafka.topics", p.tp.predictions+","+p.tp.labels, "-predictions.topic", p.tp.predictions,
 		"-labels.topic", p.tp.labels, "-es.index-prefix", p.indexPrefix, "-es.pending-index", p.indexPrefix+"-pending")...)
 	return p
-}
-
-// deleteTopicsWithPrefix deletes every topic whose name starts with prefix: the pipeline's
-// topics, including those the services created for themselves (dead-letter, drift partials),
-// so that runs on a developer's long-lived broker do not pile up partitions (the broker's heap
-// grows with each). Failures are logged: the test's outcome does not depend on them.
-func deleteTopicsWithPrefix(t *testing.T, brokers, prefix string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c := &kafka.Client{Addr: kafka.TCP(strings.Split(brokers, ",")...)}
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{})
-	if err != nil {
-		t.Logf("delete topics %s*: metadata: %v", prefix, err)
-		return
-	}
-	var names []string
-	for _, tp := range md.Topics {
-		if strings.HasPrefix(tp.Name, prefix) {
-			names = append(names, tp.Name)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	resp, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
-	if err == nil {
-		for name, e := range resp.Errors {
-			if e != nil {
-				err = errors.Join(err, fmt.Errorf("%s: %w", name, e))
-			}
-		}
-	}
-	if err != nil {
-		t.Logf("delete topics %s*: %v", prefix, err)
-	}
 }
