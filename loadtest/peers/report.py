@@ -203,8 +203,29 @@ def main():
     w(f"| LightGBM C API fast predict, C loop (BenchmarkPredictModelFile/direct-c) | {fmt(p['c_api_direct_ns'])} | {fmt(p.get('c_api_direct_cpu_ns'))} |")
     w(f"| the same through the Go binding, one cgo call per row (BenchmarkPredictModelFile/binding) | {fmt(p['binding_ns'])} | {fmt(p.get('binding_cpu_ns'))} |")
     w(f"| baseline: the lower of the two | {fmt(p['c_api_baseline_ns'])} | {fmt(p.get('c_api_baseline_cpu_ns'))} |")
-    w(f"| in service, concurrency 1 (mlops_scoring_inference_duration_seconds; _cpu_seconds) | {fmt(p['in_service_c1_ns'])} | {fmt(p.get('in_service_cpu_c1_ns'))} |")
+    w(f"| the project's compact evaluator, one cgo call per row (BenchmarkPredictModelFile/forest) | {fmt(p.get('forest_ns'))} | {fmt(p.get('forest_cpu_ns'))} |")
+    w(f"| the same from a C loop (BenchmarkPredictModelFile/forest-c) | {fmt(p.get('forest_c_ns'))} | {fmt(p.get('forest_c_cpu_ns'))} |")
+    w(f"| in service (the compact evaluator), concurrency 1 (mlops_scoring_inference_duration_seconds; _cpu_seconds) | {fmt(p['in_service_c1_ns'])} | {fmt(p.get('in_service_cpu_c1_ns'))} |")
     w(f"| in service, concurrency 32 | {fmt(p['in_service_c32_ns'])} | {fmt(p.get('in_service_cpu_c32_ns'))} |")
+    w("")
+    w("The service scores with the project's compact evaluator (platform/lightgbm `Forest`, `-model.evaluator=forest`, the "
+      "default): the model's trees packed 16 bytes a node in preorder in one array, four trees walked in step, the same "
+      "decisions, sum and libm transform as LightGBM, so the same doubles. It is checked against LightGBM when a model "
+      "loads (a few thousand rows built from every threshold, must match bit for bit) and on one prediction in 1,000 "
+      "while serving (a mismatch moves the version to LightGBM and counts in mlops_scoring_evaluator_mismatches_total); "
+      "a model it does not cover (categorical splits, linear trees, multiclass) is scored by LightGBM. "
+      f"Hot, it costs **{fmt(f.get('predict_forest_cpu_ratio_vs_c_api'))}x** the C API's thread CPU. With other work "
+      "evicting the caches between two predictions, as in a service (BenchmarkPredictModelFileColdCache, thread CPU of the "
+      "prediction alone, which includes one ~0.5 µs clock read):")
+    w("")
+    w("| bytes written between two predictions | LightGBM binding ns (CPU) | compact evaluator ns (CPU) | ratio (CPU) |")
+    w("|---|---|---|---|")
+    for ev in ("0KiB", "256KiB", "1024KiB", "8192KiB"):
+        lb, fo = p.get(f"cold_binding_evict_{ev}_ns"), p.get(f"cold_forest_evict_{ev}_ns")
+        lbc, foc = p.get(f"cold_binding_evict_{ev}_cpu_ns"), p.get(f"cold_forest_evict_{ev}_cpu_ns")
+        if lb is None or fo is None:
+            continue
+        w(f"| {ev[:-3]} KiB | {fmt(lb)} ({fmt(lbc)}) | {fmt(fo)} ({fmt(foc)}) | {fmt(foc / lbc if lbc else None)}x |")
     w("")
     w("Thread CPU is read in C around the LightGBM call (CLOCK_THREAD_CPUTIME_ID; in service for one call in 16), so it "
       "counts the prediction's work, including what cold caches add under the service's load, and not the time the thread "

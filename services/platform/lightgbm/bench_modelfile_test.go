@@ -45,6 +45,23 @@ func BenchmarkPredictModelFile(b *testing.B) {
 		}
 		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 	})
+	// forest is the same predictions from the project's compact evaluator (Forest.Predict, one
+	// cgo call per row), forest-c the same from a C loop.
+	b.Run("forest", func(b *testing.B) {
+		fo := benchForest(b, bst)
+		loopRows(b, m, func(row []float64) error { _, err := fo.Predict(row); return err })
+	})
+	b.Run("forest-c", func(b *testing.B) {
+		fo := benchForest(b, bst)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		b.ResetTimer()
+		cpu, err := fo.benchDirect(m, b.N)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+	})
 	// contrib is the same rows' SHAP contributions (TreeSHAP, the single-row fast path), what
 	// an explained prediction costs on top.
 	b.Run("contrib", func(b *testing.B) {
@@ -117,43 +134,62 @@ func readBenchRows(b *testing.B, path string, cols int) Matrix {
 	return m
 }
 
-// BenchmarkPredictModelFileColdCache is BenchmarkPredictModelFile's binding side with other
-// work between predictions, as in a service, where each prediction sits between decoding a
-// request, encoding the answer and logging it: before each row it writes evict bytes of a
-// buffer (pushing the model's trees out of the core's caches), then times the prediction
-// alone, wall clock and thread CPU. evict=0 is the hot loop.
+// BenchmarkPredictModelFileColdCache is BenchmarkPredictModelFile's binding and forest sides
+// with other work between predictions, as in a service, where each prediction sits between
+// decoding a request, encoding the answer and logging it: before each row it writes evict
+// bytes of a buffer (pushing the model's trees out of the core's caches), then times the
+// prediction alone, wall clock and thread CPU. evict=0 is the hot loop.
 func BenchmarkPredictModelFileColdCache(b *testing.B) {
 	bst, m := benchModelFile(b)
 	junk := make([]byte, 8<<20)
-	for _, evict := range []int{0, 256 << 10, 1 << 20, 8 << 20} {
-		b.Run(fmt.Sprintf("evict=%dKiB", evict>>10), func(b *testing.B) {
-			fp, err := bst.NewFastPredictor(FastOptions{NumThreads: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer fp.Close()
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			var wall, cpu time.Duration
-			r := 0
-			for b.Loop() {
-				for i := 0; i < evict; i += 64 {
-					junk[i]++
+	for _, impl := range []string{"binding", "forest"} {
+		for _, evict := range []int{0, 256 << 10, 1 << 20, 8 << 20} {
+			b.Run(fmt.Sprintf("%s/evict=%dKiB", impl, evict>>10), func(b *testing.B) {
+				var predict func(row []float64) (float64, error)
+				if impl == "forest" {
+					predict = benchForest(b, bst).Predict
+				} else {
+					fp, err := bst.NewFastPredictor(FastOptions{NumThreads: 1})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer fp.Close()
+					predict = fp.Predict
 				}
-				c0, t0 := threadCPU(), time.Now()
-				if _, err := fp.Predict(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
-					b.Fatal(err)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				var wall, cpu time.Duration
+				r := 0
+				for b.Loop() {
+					for i := 0; i < evict; i += 64 {
+						junk[i]++
+					}
+					c0, t0 := threadCPU(), time.Now()
+					if _, err := predict(m.Data[r*m.Cols : (r+1)*m.Cols]); err != nil {
+						b.Fatal(err)
+					}
+					wall += time.Since(t0)
+					cpu += threadCPU() - c0
+					if r++; r == m.Rows {
+						r = 0
+					}
 				}
-				wall += time.Since(t0)
-				cpu += threadCPU() - c0
-				if r++; r == m.Rows {
-					r = 0
-				}
-			}
-			b.ReportMetric(float64(wall.Nanoseconds())/float64(b.N), "predict-ns")
-			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "predict-cpu-ns")
-		})
+				b.ReportMetric(float64(wall.Nanoseconds())/float64(b.N), "predict-ns")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "predict-cpu-ns")
+			})
+		}
 	}
+}
+
+// benchForest makes the booster's Forest, closed when the benchmark ends.
+func benchForest(b *testing.B, bst *Booster) *Forest {
+	b.Helper()
+	fo, err := bst.NewForest(ForestOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = fo.Close() })
+	return fo
 }
 
 // benchModelFile loads MLOPS_BENCH_MODEL and the rows of MLOPS_BENCH_ROWS, or skips.

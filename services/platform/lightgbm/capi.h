@@ -145,4 +145,51 @@ void mlops_fast_free(mlops_fast* f);
 // mlops_lgbm_last_error returns LGBM_GetLastError on the calling thread.
 const char* mlops_lgbm_last_error(const mlops_lgbm_api* a);
 
+// mlops_forest is the project's compact single-row evaluator of a LightGBM model with
+// numerical splits (forest.c; built by forest.go from the model text): every tree's nodes in
+// preorder in one array, 16 bytes a node, a node's left child right after it, leaves inline.
+// A prediction reads one cache line per node it visits, where LightGBM's trees keep a node's
+// feature, threshold, decision type and children in five arrays of their own. It is
+// read-only once built, so any number of threads may predict with it at once.
+typedef struct mlops_forest_node {
+  double v;       // internal: threshold (go left when value <= v); leaf: its output
+  int32_t right;  // internal: index of the right child, relative to the tree's first node
+  uint32_t meta;  // feature << 4 | flags (MLOPS_FOREST_*)
+} mlops_forest_node;
+
+#define MLOPS_FOREST_LEAF 1u
+#define MLOPS_FOREST_DEFAULT_LEFT 2u
+#define MLOPS_FOREST_MISSING_SHIFT 2  // 2 bits: 0 none, 1 zero, 2 NaN (LightGBM's missing type)
+
+typedef struct mlops_forest {
+  mlops_forest_node* nodes;
+  int32_t* start;    // first node of each tree
+  int32_t ntrees;
+  int32_t transform; // MLOPS_FOREST_IDENTITY or MLOPS_FOREST_SIGMOID
+  double sigmoid;    // the binary objective's sigmoid parameter
+} mlops_forest;
+
+#define MLOPS_FOREST_IDENTITY 0
+#define MLOPS_FOREST_SIGMOID 1
+
+typedef struct mlops_forest_result {
+  double v;
+  int64_t cpu_ns;
+} mlops_forest_result;
+
+// mlops_forest_new allocates a forest of nnodes nodes and ntrees trees (NULL when out of
+// memory); the caller fills nodes and start.
+mlops_forest* mlops_forest_new(int32_t nnodes, int32_t ntrees, int32_t transform, double sigmoid);
+void mlops_forest_free(mlops_forest* f);
+// mlops_forest_predict returns the model's output for row (raw: the trees' sum in order;
+// sigmoid: LightGBM's binary transform of it), as LightGBM's single-row prediction computes it.
+double mlops_forest_predict(const mlops_forest* f, const double* row);
+// mlops_forest_predict_cpu is mlops_forest_predict with the calling thread's CPU time spent
+// in it.
+mlops_forest_result mlops_forest_predict_cpu(const mlops_forest* f, const double* row);
+// mlops_forest_bench_loop scores n rows cycling through rows (nrows rows of ncol values) in
+// C and returns the sum of the outputs (benchmarks only), with the thread's CPU time.
+mlops_forest_result mlops_forest_bench_loop(const mlops_forest* f, const double* rows,
+                                            int64_t nrows, int32_t ncol, int64_t n);
+
 #endif

@@ -3,17 +3,22 @@
 // in the project where cgo lives.
 //
 // The shared library is not linked at build time: [Open] loads it with dlopen at run time
-// (the package itself links only -ldl), so every module builds and vets on a machine
+// (the package itself links only -ldl and -lm), so every module builds and vets on a machine
 // without LightGBM. The project uses lib_lightgbm.so from the `lightgbm` wheel installed
 // into the project virtualenv; [FindLibrary] locates it.
 //
-// Memory and lifetime: [Dataset], [Booster], [FastPredictor] and [FastPredictorPool] own
-// C memory. Call Close when done (Close is idempotent); a cleanup registered with
+// Besides LightGBM's own prediction paths the package has two evaluators of its own that read
+// a model's trees from its text: [TreeSHAP] (SHAP contributions) and [Forest] (predictions,
+// the same doubles as LightGBM from a cache-friendlier layout).
+//
+// Memory and lifetime: [Dataset], [Booster], [FastPredictor], [FastPredictorPool] and [Forest]
+// own C memory. Call Close when done (Close is idempotent); a cleanup registered with
 // runtime.AddCleanup frees a handle that was never closed, but only as a safety net.
 //
 // Concurrency: a [Library], [Dataset] and [Booster] are safe for concurrent use (Close
-// waits for calls in flight). A [FastPredictor] is not: give each goroutine its own, or
-// share a [FastPredictorPool].
+// waits for calls in flight); so are a [Forest] and a [TreeSHAP], read-only once built (a
+// Forest must not be closed while a call is in flight). A [FastPredictor] is not: give each
+// goroutine its own, or share a [FastPredictorPool].
 package lightgbm
 
 // #cgo LDFLAGS: -ldl

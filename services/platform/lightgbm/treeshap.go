@@ -1,12 +1,10 @@
 package lightgbm
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 )
 
 // ErrTreeSHAPUnsupported means NewTreeSHAP cannot explain the model exactly (categorical
@@ -73,8 +71,8 @@ const (
 	missingNone         = 0
 	missingZero         = 1
 	missingNaN          = 2
-	kZeroThreshold      = 1e-35 // LightGBM's kZeroThreshold
-	maxTreeSHAPPath     = 64    // distinct features on one path (bounded by the fixed scratch)
+	kZeroThreshold      = float64(float32(1e-35)) // LightGBM's kZeroThreshold (1e-35f, a float widened)
+	maxTreeSHAPPath     = 64                      // distinct features on one path (bounded by the fixed scratch)
 )
 
 // NewTreeSHAP makes the Go TreeSHAP of the booster's model (its text, as SaveModelString
@@ -90,17 +88,18 @@ func (b *Booster) NewTreeSHAP() (*TreeSHAP, error) {
 // ParseTreeSHAP prepares the TreeSHAP of a LightGBM text model. It fails with
 // ErrTreeSHAPUnsupported for models it cannot explain exactly.
 func ParseTreeSHAP(modelText string) (*TreeSHAP, error) {
-	t := &TreeSHAP{numFeatures: -1}
-	sc := bufio.NewScanner(strings.NewReader(modelText))
-	sc.Buffer(make([]byte, 1<<20), 1<<30)
-	var block map[string]string
-	flush := func() error {
-		if block == nil {
-			return nil
-		}
+	mt, err := parseModelText(modelText)
+	if err != nil {
+		return nil, fmt.Errorf("parse treeshap: %w", err)
+	}
+	if err := mt.singleOutput(ErrTreeSHAPUnsupported); err != nil {
+		return nil, fmt.Errorf("parse treeshap: %w", err)
+	}
+	t := &TreeSHAP{numFeatures: mt.numFeatures}
+	for i, block := range mt.trees {
 		tr, ev, err := parseShapTree(block, t.numFeatures)
 		if err != nil {
-			return fmt.Errorf("tree %d: %w", len(t.trees), err)
+			return nil, fmt.Errorf("parse treeshap: tree %d: %w", i, err)
 		}
 		t.bias += ev
 		t.trees = append(t.trees, tr)
@@ -108,60 +107,13 @@ func ParseTreeSHAP(modelText string) (*TreeSHAP, error) {
 		for i := range tr.leaves {
 			t.maxPath = max(t.maxPath, len(tr.leaves[i].feats))
 		}
-		block = nil
-		return nil
 	}
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "Tree="):
-			if err := flush(); err != nil {
-				return nil, fmt.Errorf("parse treeshap: %w", err)
-			}
-			block = map[string]string{}
-		case line == "end of trees":
-			if err := flush(); err != nil {
-				return nil, fmt.Errorf("parse treeshap: %w", err)
-			}
-			if t.numFeatures < 0 || len(t.trees) == 0 {
-				return nil, fmt.Errorf("parse treeshap: no max_feature_idx or no trees")
-			}
-			return t, nil
-		default:
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				continue
-			}
-			if block != nil {
-				block[k] = v
-				continue
-			}
-			switch k {
-			case "max_feature_idx":
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 0 {
-					return nil, fmt.Errorf("parse treeshap: max_feature_idx %q", v)
-				}
-				t.numFeatures = n + 1
-			case "num_tree_per_iteration", "num_class":
-				if v != "1" {
-					return nil, fmt.Errorf("%w: %s=%s", ErrTreeSHAPUnsupported, k, v)
-				}
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("parse treeshap: %w", err)
-	}
-	return nil, fmt.Errorf("parse treeshap: no \"end of trees\" line")
+	return t, nil
 }
 
 // parseShapTree reads one Tree= block and returns the tree and its expected value.
 func parseShapTree(kv map[string]string, numFeatures int) (shapTree, float64, error) {
 	var tr shapTree
-	if numFeatures < 0 {
-		return tr, 0, errors.New("tree before max_feature_idx")
-	}
 	nl, err := strconv.Atoi(kv["num_leaves"])
 	if err != nil || nl < 1 {
 		return tr, 0, fmt.Errorf("num_leaves %q", kv["num_leaves"])
@@ -300,38 +252,6 @@ func parseShapTree(kv map[string]string, numFeatures int) (shapTree, float64, er
 		ev += (leafCount[i] / total) * leafValue[i]
 	}
 	return tr, ev, nil
-}
-
-func parseFloats(s string, n int) ([]float64, error) {
-	f := strings.Fields(s)
-	if len(f) != n {
-		return nil, fmt.Errorf("%d values, want %d", len(f), n)
-	}
-	out := make([]float64, n)
-	for i, x := range f {
-		v, err := strconv.ParseFloat(x, 64)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
-func parseInts(s string, n int) ([]int32, error) {
-	f := strings.Fields(s)
-	if len(f) != n {
-		return nil, fmt.Errorf("%d values, want %d", len(f), n)
-	}
-	out := make([]int32, n)
-	for i, x := range f {
-		v, err := strconv.ParseInt(x, 10, 32)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = int32(v)
-	}
-	return out, nil
 }
 
 // NumFeatures returns the row length PredictInto expects.

@@ -53,6 +53,14 @@ type Config struct {
 	// DefaultThreshold is used when a model's manifest has no threshold (0)
 	// (-model.default-threshold). Default: 0.8.
 	DefaultThreshold float64
+	// Evaluator is what scores a model (-model.evaluator): EvaluatorForest, the project's
+	// compact evaluator (the same results as LightGBM, checked when a model loads; a model it
+	// does not cover is scored by LightGBM), or EvaluatorLightGBM. Default: forest.
+	Evaluator string
+	// EvaluatorCheckEvery: about one forest prediction in this many is also scored by
+	// LightGBM and compared; a mismatch is counted, logged and moves the version to LightGBM
+	// (-model.check-every; 0 turns the check off). Default: 1000.
+	EvaluatorCheckEvery int
 	// PreviousSpecGrace is how long a champion replaced by a model of another feature spec
 	// keeps scoring the vectors of its spec still in flight (-model.previous-spec-grace).
 	// Default: 10m; 0 retires it at once.
@@ -131,6 +139,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.PollInterval, "model.poll-interval", "MODEL_POLL_INTERVAL", 30*time.Second, "how often the aliases are re-resolved besides model.events")
 	flagenv.DurationVar(fs, getenv, &c.LoadTimeout, "model.load-timeout", "MODEL_LOAD_TIMEOUT", time.Minute, "time limit of one model load")
 	flagenv.Float64Var(fs, getenv, &c.DefaultThreshold, "model.default-threshold", "MODEL_DEFAULT_THRESHOLD", 0.8, "decision threshold when the model manifest has none")
+	flagenv.StringVar(fs, getenv, &c.Evaluator, "model.evaluator", "MODEL_EVALUATOR", EvaluatorForest, "what scores the model: forest (the compact evaluator, LightGBM's results, checked against it) or lightgbm")
+	flagenv.IntVar(fs, getenv, &c.EvaluatorCheckEvery, "model.check-every", "MODEL_CHECK_EVERY", 1000, "also score about one forest prediction in this many with LightGBM and compare (0: never)")
 	flagenv.DurationVar(fs, getenv, &c.PreviousSpecGrace, "model.previous-spec-grace", "MODEL_PREVIOUS_SPEC_GRACE", 10*time.Minute, "how long a champion replaced by a model of another spec scores the vectors of its spec")
 	flagenv.DurationVar(fs, getenv, &c.SpecHold, "model.spec-hold", "MODEL_SPEC_HOLD", 2*time.Minute, "how long a stream vector of a spec no loaded model serves is retried before the DLQ")
 	flagenv.BoolVar(fs, getenv, &c.ChallengerEnabled, "challenger.enabled", "CHALLENGER_ENABLED", false, "also load the challenger alias and score it in shadow")
@@ -189,6 +199,12 @@ func (c *Config) Validate() error {
 	}
 	if !(c.DefaultThreshold >= 0 && c.DefaultThreshold <= 1) && c.Spec.Task == featurespec.TaskBinary {
 		errs = append(errs, fmt.Errorf("default threshold %v: want [0, 1] for a binary model", c.DefaultThreshold))
+	}
+	if c.Evaluator != EvaluatorForest && c.Evaluator != EvaluatorLightGBM {
+		errs = append(errs, fmt.Errorf("model evaluator %q: want %s or %s", c.Evaluator, EvaluatorForest, EvaluatorLightGBM))
+	}
+	if c.EvaluatorCheckEvery < 0 {
+		errs = append(errs, fmt.Errorf("model check-every %d: must not be negative", c.EvaluatorCheckEvery))
 	}
 	if !(c.ExplainSampleRate >= 0 && c.ExplainSampleRate <= 1) {
 		errs = append(errs, fmt.Errorf("explain sample rate %v: want [0, 1]", c.ExplainSampleRate))

@@ -28,6 +28,7 @@ type metrics struct {
 	fraudPredictions *prometheus.CounterVec   // model_version, decision
 	inference        *prometheus.HistogramVec // model_version
 	inferenceCPU     *prometheus.HistogramVec // model_version
+	evalMismatch     *prometheus.CounterVec   // model_version
 	score            *prometheus.HistogramVec // model_version
 	endToEnd         *prometheus.HistogramVec // path
 	explanations     *prometheus.CounterVec   // path
@@ -55,6 +56,7 @@ type modelMetrics struct {
 	alert, pass          prometheus.Counter
 	inference            prometheus.Observer
 	inferenceCPU         prometheus.Observer
+	evalMismatch         prometheus.Counter
 	score                prometheus.Observer
 }
 
@@ -78,8 +80,12 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 		}, []string{"model_version"}),
 		inferenceCPU: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mlops_scoring_inference_cpu_seconds",
-			Help:    "CPU time the predicting thread spent inside LightGBM for one prediction (champion or shadow challenger), sampled (one call in 16 per predictor): the work of a prediction under the service's real load and cache pressure, without the time spent waiting for a core that the duration histogram includes.",
+			Help:    "CPU time the predicting thread spent inside the evaluator (the compact forest or LightGBM, see -model.evaluator) for one prediction (champion or shadow challenger), sampled (one call in 16 per predictor): the work of a prediction under the service's real load and cache pressure, without the time spent waiting for a core that the duration histogram includes.",
 			Buckets: []float64{.000001, .0000025, .000005, .0000075, .00001, .000025, .00005, .0001, .00025, .001},
+		}, []string{"model_version"}),
+		evalMismatch: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlops_scoring_evaluator_mismatches_total",
+			Help: "Sampled predictions (-model.check-every) where the compact evaluator and LightGBM disagreed; after the first, the version is scored by LightGBM. Anything above 0 is a bug to report.",
 		}, []string{"model_version"}),
 		score: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mlops_scoring_score",
@@ -151,6 +157,7 @@ func (m *metrics) forVersion(version string) *modelMetrics {
 		pass:         m.fraudPredictions.WithLabelValues(version, "pass"),
 		inference:    m.inference.WithLabelValues(version),
 		inferenceCPU: m.inferenceCPU.WithLabelValues(version),
+		evalMismatch: m.evalMismatch.WithLabelValues(version),
 		score:        m.score.WithLabelValues(version),
 	}
 }

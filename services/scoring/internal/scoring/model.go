@@ -3,6 +3,10 @@ package scoring
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,7 +18,8 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 )
 
-// Predictor scores one feature vector. *lightgbm.FastPredictorPool satisfies it.
+// Predictor scores one feature vector. *lightgbm.Forest and *lightgbm.FastPredictorPool
+// satisfy it.
 type Predictor interface {
 	Predict(row []float64) (float64, error)
 }
@@ -38,8 +43,12 @@ type Model struct {
 	Threshold float64
 	SHA256    string
 	LoadedAt  time.Time
+	// Evaluator is what scores the model: EvaluatorForest or EvaluatorLightGBM.
+	Evaluator string
 
 	specVersion string
+	// evaluatorNote says why a model asked to use the forest is scored by LightGBM.
+	evaluatorNote error
 	names       []string
 	predictor   Predictor
 	explainer   Explainer
@@ -74,8 +83,31 @@ func newModel(name, version, alias string, spec featurespec.Spec, threshold floa
 	return m
 }
 
+// Evaluators, the values of -model.evaluator.
+const (
+	// EvaluatorForest scores with the project's compact evaluator (lightgbm.Forest), checked
+	// against LightGBM when the model loads and on a sample of predictions; a model it does
+	// not cover is scored by LightGBM.
+	EvaluatorForest = "forest"
+	// EvaluatorLightGBM scores with LightGBM's single-row fast predict.
+	EvaluatorLightGBM = "lightgbm"
+)
+
+// modelOptions are what buildModel takes from the service's configuration.
+type modelOptions struct {
+	// DefaultThreshold applies when the manifest has none.
+	DefaultThreshold float64
+	// Evaluator is EvaluatorForest (the default when empty) or EvaluatorLightGBM.
+	Evaluator string
+	// CheckEvery: one forest prediction in about CheckEvery is also scored by LightGBM and
+	// compared (0: none).
+	CheckEvery int
+	// Logger receives a mismatch of the check (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
 // buildModel loads l's text model into LightGBM and makes its single-row predictors.
-func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold float64) (*Model, error) {
+func buildModel(lib *lightgbm.Library, l modelstore.Loaded, opts modelOptions) (*Model, error) {
 	b, err := lib.LoadModelString(string(l.ModelText))
 	if err != nil {
 		return nil, fmt.Errorf("load model %q version %s into lightgbm: %w", l.ModelName, l.Version, err)
@@ -91,33 +123,110 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, defaultThreshold flo
 			o.inferenceCPU.Observe(d.Seconds())
 		}
 	}
-	pred, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1, OnCPUSample: onCPU})
+	closers := []func() error{b.Close}
+	fail := func(err error) (*Model, error) {
+		errs := []error{fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err)}
+		for i := len(closers) - 1; i >= 0; i-- {
+			errs = append(errs, closers[i]())
+		}
+		return nil, errors.Join(errs...)
+	}
+	lgOpts := lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1}
+	var pred Predictor
+	evaluator := EvaluatorLightGBM
+	var unsupported error
+	if opts.Evaluator != EvaluatorLightGBM {
+		fo, err := b.NewForest(lightgbm.ForestOptions{Kind: lightgbm.PredictNormal, OnCPUSample: onCPU})
+		switch {
+		case err == nil:
+			closers = append(closers, fo.Close)
+			pred, evaluator = fo, EvaluatorForest
+		case errors.Is(err, lightgbm.ErrForestUnsupported):
+			unsupported = err
+		default:
+			return fail(err)
+		}
+	}
+	if pred == nil {
+		lgOpts.OnCPUSample = onCPU
+	}
+	lg, err := b.NewFastPredictorPool(lgOpts)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), b.Close())
+		return fail(err)
+	}
+	closers = append(closers, lg.Close)
+	switch {
+	case pred == nil:
+		pred = lg
+	case opts.CheckEvery > 0:
+		logger := opts.Logger
+		if logger == nil {
+			logger = slog.Default()
+		}
+		pred = &checkedPredictor{fast: pred, ref: lg, every: uint32(opts.CheckEvery), mismatch: func(row []float64, got, want float64) {
+			if o := m.obs; o != nil {
+				o.evalMismatch.Inc()
+			}
+			logger.Error("compact evaluator disagrees with LightGBM; this model version is scored by LightGBM from now on",
+				"model", l.ModelName, "model_version", l.Version, "forest", got, "lightgbm", want, "row", row)
+		}}
 	}
 	// Explanations come from the Go TreeSHAP (the same contributions, computed faster); a model
 	// it does not cover (categorical splits, linear trees, ...) is explained by LightGBM.
 	var expl Explainer
-	closers := []func() error{pred.Close, b.Close}
 	if ts, err := lightgbm.ParseTreeSHAP(string(l.ModelText)); err == nil && ts.NumFeatures() == b.NumFeatures() {
 		expl = ts
 	} else {
 		contrib, err := b.NewFastPredictorPool(lightgbm.FastOptions{Kind: lightgbm.PredictContrib, NumThreads: 1})
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("model %q version %s: %w", l.ModelName, l.Version, err), pred.Close(), b.Close())
+			return fail(err)
 		}
+		closers = append(closers, contrib.Close)
 		expl = contrib
-		closers = []func() error{pred.Close, contrib.Close, b.Close}
 	}
 	// The booster stays open while the model serves: the pools make new predictors from it
-	// when concurrency grows.
+	// when concurrency grows. Closers run in reverse: predictors before the booster.
+	slices.Reverse(closers)
 	th := l.Manifest.Threshold
 	if th == 0 {
-		th = defaultThreshold
+		th = opts.DefaultThreshold
 	}
 	m = newModel(l.ModelName, l.Version, l.Alias, l.Spec, th, l.Manifest.SHA256, pred, expl, closers...)
+	m.Evaluator, m.evaluatorNote = evaluator, unsupported
 	m.fromCache.Store(l.FromCache)
 	return m, nil
+}
+
+// checkedPredictor serves the compact evaluator's predictions and, for about one in every,
+// also LightGBM's for the same row: a different result is reported through mismatch, that
+// call answers LightGBM's value and so does every later one of the model version.
+type checkedPredictor struct {
+	fast, ref Predictor
+	every     uint32
+	mismatch  func(row []float64, got, want float64)
+	fallback  atomic.Bool
+}
+
+func (c *checkedPredictor) Predict(row []float64) (float64, error) {
+	if c.fallback.Load() {
+		return c.ref.Predict(row)
+	}
+	v, err := c.fast.Predict(row)
+	if err != nil || rand.Uint32N(c.every) != 0 {
+		return v, err
+	}
+	w, err := c.ref.Predict(row)
+	if err != nil {
+		// LightGBM failing on a row the forest scored is not the forest's fault: keep its answer.
+		return v, nil //nolint:nilerr // the check is best effort; the answer stands
+	}
+	if math.Float64bits(v) != math.Float64bits(w) {
+		if !c.fallback.Swap(true) {
+			c.mismatch(row, v, w)
+		}
+		return w, nil
+	}
+	return v, nil
 }
 
 // tryAcquire takes a user reference unless the model is already retired.

@@ -73,7 +73,10 @@ func (s *Server) Install(alias string, m *Model) {
 		prev = old.Version
 	}
 	s.logger.Info("model loaded", "alias", alias, "model", m.Name, "model_version", m.Version, "previous", prev,
-		"threshold", m.Threshold, "from_cache", m.fromCache.Load(), "sha256", m.SHA256)
+		"threshold", m.Threshold, "from_cache", m.fromCache.Load(), "sha256", m.SHA256, "evaluator", m.Evaluator)
+	if m.evaluatorNote != nil {
+		s.logger.Info("model scored by LightGBM: the compact evaluator does not cover it", "model", m.Name, "model_version", m.Version, "reason", m.evaluatorNote)
+	}
 }
 
 func (s *Server) slotOf(alias string) *slot {
@@ -128,7 +131,7 @@ func (s *Server) refresh(ctx context.Context, alias string) error {
 		cur.fromCache.Store(l.FromCache)
 		return nil
 	}
-	m, err := buildModel(s.deps.Lib, l, s.cfg.DefaultThreshold)
+	m, err := buildModel(s.deps.Lib, l, modelOptions{DefaultThreshold: s.cfg.DefaultThreshold, Evaluator: s.cfg.Evaluator, CheckEvery: s.cfg.EvaluatorCheckEvery, Logger: s.logger})
 	if err != nil {
 		s.m.reloads.WithLabelValues(alias, "failed").Inc()
 		return err

@@ -35,7 +35,7 @@ func localModelSpec(t testing.TB, l *lightgbm.Library, text []byte, version stri
 	m, err := buildModel(l, modelstore.Loaded{
 		ModelName: "fraud-test", Version: version, ModelText: text, Spec: spec,
 		Manifest: modelstore.Manifest{ModelName: "fraud-test", SHA256: modelstore.SHA256Hex(text), FeatureSpecFingerprint: spec.Fingerprint(), Task: "binary", Threshold: 0.5},
-	}, 0.8)
+	}, modelOptions{DefaultThreshold: 0.8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
 	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
+	"github.com/streaming-mlops/mlops/services/platform/modelstore"
 	"github.com/streaming-mlops/mlops/services/scoring/internal/scoring/scoringtest"
 )
 
@@ -232,4 +234,79 @@ mlops_scoring_skipped_total{spec="unknown"} 1
 		}
 	})
 	_ = reg
+}
+
+// TestModelEvaluator checks what scores a loaded model: the compact evaluator by default,
+// wrapped in the sampled check against LightGBM, LightGBM when asked, and LightGBM, with the
+// reason kept, for a model the compact evaluator does not cover; each gives LightGBM's
+// scores bit for bit.
+func TestModelEvaluator(t *testing.T) {
+	t.Parallel()
+	l := lib(t)
+	d := scoringtest.FraudData(t)
+	text := scoringtest.TrainModel(t, l, 20)
+	want := expectedScores(t, l, text, d, lightgbm.PredictNormal)
+	// The same trees under an objective whose output transform the forest does not reproduce.
+	crossEntropy := []byte(strings.Replace(string(text), "objective=binary sigmoid:1", "objective=cross_entropy", 1))
+	if string(crossEntropy) == string(text) {
+		t.Fatal("no objective=binary sigmoid:1 line in the model text")
+	}
+	wantCE := expectedScores(t, l, crossEntropy, d, lightgbm.PredictNormal)
+	build := func(text []byte, opts modelOptions) *Model {
+		spec := featurespec.Fraud()
+		m, err := buildModel(l, modelstore.Loaded{
+			ModelName: "fraud-test", Version: "1", ModelText: text, Spec: spec,
+			Manifest: modelstore.Manifest{ModelName: "fraud-test", SHA256: modelstore.SHA256Hex(text), FeatureSpecFingerprint: spec.Fingerprint(), Task: "binary", Threshold: 0.5},
+		}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.release)
+		return m
+	}
+	for _, tc := range []struct {
+		name      string
+		text      []byte
+		want      []float64
+		opts      modelOptions
+		evaluator string
+		check     func(m *Model) bool
+	}{
+		{name: "default", text: text, want: want, opts: modelOptions{CheckEvery: 1000}, evaluator: EvaluatorForest, check: func(m *Model) bool {
+			c, ok := m.predictor.(*checkedPredictor)
+			if !ok {
+				return false
+			}
+			_, ok = c.fast.(*lightgbm.Forest)
+			return ok && c.every == 1000 && m.evaluatorNote == nil
+		}},
+		{name: "unchecked", text: text, want: want, opts: modelOptions{}, evaluator: EvaluatorForest, check: func(m *Model) bool {
+			_, ok := m.predictor.(*lightgbm.Forest)
+			return ok
+		}},
+		{name: "lightgbm asked", text: text, want: want, opts: modelOptions{Evaluator: EvaluatorLightGBM, CheckEvery: 1000}, evaluator: EvaluatorLightGBM, check: func(m *Model) bool {
+			_, ok := m.predictor.(*lightgbm.FastPredictorPool)
+			return ok && m.evaluatorNote == nil
+		}},
+		{name: "not covered", text: crossEntropy, want: wantCE, opts: modelOptions{CheckEvery: 1000}, evaluator: EvaluatorLightGBM, check: func(m *Model) bool {
+			_, ok := m.predictor.(*lightgbm.FastPredictorPool)
+			return ok && errors.Is(m.evaluatorNote, lightgbm.ErrForestUnsupported)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := build(tc.text, tc.opts)
+			if m.Evaluator != tc.evaluator || !tc.check(m) {
+				t.Fatalf("evaluator %q (%T, note %v), want %q", m.Evaluator, m.predictor, m.evaluatorNote, tc.evaluator)
+			}
+			for i := range d.Rows {
+				got, err := m.predictor.Predict(d.Row(i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if math.Float64bits(got) != math.Float64bits(tc.want[i]) {
+					t.Fatalf("row %d: %.17g, LightGBM %.17g", i, got, tc.want[i])
+				}
+			}
+		})
+	}
 }

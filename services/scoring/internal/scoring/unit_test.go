@@ -3,8 +3,10 @@ package scoring
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -170,7 +172,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "defaults", check: func(t *testing.T, c Config) {
 			if c.ModelName != "fraud" || c.Spec.Fingerprint() != featurespec.Fraud().Fingerprint() || c.ExplainSampleRate != 0.01 ||
 				c.ExplainTopK != 3 || c.DefaultThreshold != 0.8 || c.PollInterval.Seconds() != 30 || c.FeaturesAddr != "127.0.0.1:50052" ||
-				c.Kafka.Topics[0] != "features.v1" || c.PredictionsTopic != "predictions.v1" || c.ModelEventsTopic != "model.events" || !c.ModelRequired {
+				c.Kafka.Topics[0] != "features.v1" || c.PredictionsTopic != "predictions.v1" || c.ModelEventsTopic != "model.events" || !c.ModelRequired ||
+				c.Evaluator != EvaluatorForest || c.EvaluatorCheckEvery != 1000 {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -206,9 +209,10 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{name: "every problem at once",
 			args: []string{"-model.spec", "nope", "-explain.sample-rate", "2", "-explain.top-k", "0", "-model.poll-interval", "0s", "-mlflow.url", "ftp://x", "-features.timeout", "-1s",
-				"-sync.spill-max-bytes", "10", "-explain.workers", "0", "-sync.log-retry-interval", "0s", "-model.spec-hold", "-1s"},
+				"-sync.spill-max-bytes", "10", "-explain.workers", "0", "-sync.log-retry-interval", "0s", "-model.spec-hold", "-1s",
+				"-model.evaluator", "xgboost", "-model.check-every", "-1"},
 			wantErr: []string{"unknown feature spec", "sample rate", "top-k", "poll interval", "mlflow url", "features timeout",
-				"spill max bytes", "explain workers", "retry interval", "spec hold"}},
+				"spill max bytes", "explain workers", "retry interval", "spec hold", "model evaluator \"xgboost\"", "check-every -1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,5 +329,52 @@ func TestSlotConcurrentSwaps(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// countingPredictor answers a fixed score and counts its calls.
+type countingPredictor struct {
+	score float64
+	calls atomic.Int64
+}
+
+func (c *countingPredictor) Predict([]float64) (float64, error) {
+	c.calls.Add(1)
+	return c.score, nil
+}
+
+// TestCheckedPredictorFallsBack checks the sampled comparison with LightGBM: agreeing
+// answers are served from the fast evaluator, the first disagreement is reported once and
+// answered with LightGBM's value, and every later call goes to LightGBM alone.
+func TestCheckedPredictorFallsBack(t *testing.T) {
+	t.Parallel()
+	fast, ref := &countingPredictor{score: 0.25}, &countingPredictor{score: 0.25}
+	var reports []float64
+	c := &checkedPredictor{fast: fast, ref: ref, every: 1, mismatch: func(_ []float64, got, want float64) { reports = append(reports, got, want) }}
+	for range 3 {
+		if v, err := c.Predict(nil); v != 0.25 || err != nil {
+			t.Fatalf("agreeing: Predict = %v, %v", v, err)
+		}
+	}
+	if fast.calls.Load() != 3 || ref.calls.Load() != 3 || len(reports) != 0 {
+		t.Fatalf("agreeing: fast %d ref %d calls, %d reports; want 3, 3, 0", fast.calls.Load(), ref.calls.Load(), len(reports))
+	}
+	ref.score = 0.75
+	for range 3 {
+		if v, err := c.Predict(nil); v != 0.75 || err != nil {
+			t.Fatalf("after a disagreement: Predict = %v, %v; want LightGBM's 0.75", v, err)
+		}
+	}
+	if fast.calls.Load() != 4 || ref.calls.Load() != 6 || !slices.Equal(reports, []float64{0.25, 0.75}) {
+		t.Fatalf("disagreeing: fast %d ref %d calls, reports %v; want 4, 6, [0.25 0.75]", fast.calls.Load(), ref.calls.Load(), reports)
+	}
+	// Sampling: with every=8 about an eighth of the calls are checked.
+	fast2, ref2 := &countingPredictor{score: 1}, &countingPredictor{score: 1}
+	c2 := &checkedPredictor{fast: fast2, ref: ref2, every: 8, mismatch: func([]float64, float64, float64) { t.Error("no mismatch expected") }}
+	for range 8000 {
+		_, _ = c2.Predict(nil)
+	}
+	if n := ref2.calls.Load(); n < 700 || n > 1300 {
+		t.Errorf("every=8: %d of 8000 calls checked, want about 1000", n)
 	}
 }
