@@ -147,6 +147,23 @@ func TestLightGBMParityPredict(t *testing.T) {
 			}
 			check("fast", single)
 			check("pool", pooled)
+			if kind.kind != PredictContrib {
+				// The compact evaluator the scoring service serves with.
+				fo, err := b.NewForest(ForestOptions{Kind: kind.kind})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var forest []float64
+				for i := 0; i < rows.Rows; i++ {
+					v, err := fo.Predict(rows.Data[i*rows.Cols : (i+1)*rows.Cols])
+					if err != nil {
+						t.Fatal(err)
+					}
+					forest = append(forest, v)
+				}
+				check("forest", forest)
+				_ = fo.Close()
+			}
 			if kind.kind == PredictContrib {
 				// The Go TreeSHAP, to the same tolerance.
 				ts, err := b.NewTreeSHAP()
@@ -172,7 +189,7 @@ func TestLightGBMParityPredict(t *testing.T) {
 		}
 	}
 
-	t.Logf("LightGBM %s: %d rows x (normal, raw, contrib) x (batch, parallel, fast, pool; contrib also the Go TreeSHAP) x (file, string): max |go-python| = %g",
+	t.Logf("LightGBM %s: %d rows x (normal, raw, contrib) x (batch, parallel, fast, pool; normal and raw also the Forest, contrib the Go TreeSHAP) x (file, string): max |go-python| = %g",
 		want.Version, rows.Rows, worst)
 
 	// Contributions sum to the raw score: a check of the layout (features..., bias).
