@@ -406,6 +406,8 @@ type syncReport struct {
 	RespBytes   map[string]int                               `json:"response_bytes"`
 	InferenceUs map[string]float64                           `json:"in_service_inference_mean_us"`
 	InferCPUUs  map[string]float64                           `json:"in_service_inference_cpu_mean_us"`
+	// Evaluators: evaluator (forest, lightgbm) -> concurrency -> in-service numbers.
+	Evaluators map[string]map[string]evaluatorRun `json:"evaluators"`
 }
 
 func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
@@ -541,6 +543,8 @@ func (b *bench) syncScoring(t *testing.T, ctx context.Context) {
 		sr.InferCPUUs[strconv.Itoa(c)] = benchMedian(v)
 	}
 
+	b.evaluatorAB(t, ctx, reqs["score"]["logged"])
+
 	// Open loop at half of MLServer's best closed-loop throughput: a rate both sustain.
 	theirBest := 0.0
 	for _, c := range b.cfg.concs {
@@ -605,6 +609,77 @@ func (b *bench) load(t *testing.T, ctx context.Context, addr, method string, req
 
 // scrapeInference returns the sums and counts of scoring's inference histograms: wall clock
 // (duration) and the sampled thread CPU.
+// evaluatorAB measures the model's evaluators inside the service under the same load: a
+// second scoring process (sync only, same model) scores with LightGBM's own single-row
+// predict (-model.evaluator=lightgbm) beside the first, which scores with the compact
+// evaluator (the default), the two driven in turn at concurrency 1 and 32.
+func (b *bench) evaluatorAB(t *testing.T, ctx context.Context, reqs [][]byte) {
+	t.Helper()
+	forest := b.p.procs["scoring"]
+	var args []string
+	for i := 0; i < len(forest.args); i++ {
+		switch forest.args[i] {
+		case "-admin.addr", "-grpc.addr", "-model.cache-dir", "-kafka.group":
+			i++ // start gives the new process its own addresses; its own cache and group follow
+		default:
+			args = append(args, forest.args[i])
+		}
+	}
+	args = append(args, "-model.cache-dir", t.TempDir(), "-kafka.group", "bench-scoring-lightgbm-"+b.p.id,
+		"-features.consume=false", "-model.evaluator=lightgbm")
+	lg := start(t, "scoring-lightgbm", forest.bin, true, forest.env, args...)
+	defer lg.stop(t)
+	sr := b.rep.Sync
+	sr.Evaluators = map[string]map[string]evaluatorRun{}
+	type acc struct{ wall, cpu, reqCPU []float64 }
+	accs := map[string]*acc{}
+	for range b.cfg.reps {
+		for _, c := range []int{1, 32} {
+			for _, srv := range []struct {
+				name string
+				p    *proc
+			}{{"forest", forest}, {"lightgbm", lg}} {
+				before := scrapeInference(t, srv.p.admin)
+				r := b.load(t, ctx, srv.p.grpc, grpcload.ScoreMethod, reqs, c, 0, srv.p.cmd.Process.Pid)
+				after := scrapeInference(t, srv.p.admin)
+				k := srv.name + "/" + strconv.Itoa(c)
+				if accs[k] == nil {
+					accs[k] = &acc{}
+				}
+				a := accs[k]
+				if n := after[1] - before[1]; n > 0 {
+					a.wall = append(a.wall, (after[0]-before[0])/n*1e9)
+				}
+				if n := after[3] - before[3]; n > 0 {
+					a.cpu = append(a.cpu, (after[2]-before[2])/n*1e9)
+				}
+				a.reqCPU = append(a.reqCPU, r.CPUPerRequestUs)
+			}
+		}
+	}
+	for k, a := range accs {
+		name, c, _ := strings.Cut(k, "/")
+		if sr.Evaluators[name] == nil {
+			sr.Evaluators[name] = map[string]evaluatorRun{}
+		}
+		sr.Evaluators[name][c] = evaluatorRun{PredictNs: benchMedian(a.wall), PredictCPUNs: benchMedian(a.cpu), ServerCPUus: benchMedian(a.reqCPU)}
+	}
+	f := b.rep.Fields
+	for _, c := range []string{"1", "32"} {
+		fo, lgb := sr.Evaluators["forest"][c], sr.Evaluators["lightgbm"][c]
+		f["predict_in_service_forest_vs_lightgbm_c"+c] = fo.PredictNs / lgb.PredictNs
+		f["predict_in_service_forest_vs_lightgbm_cpu_c"+c] = fo.PredictCPUNs / lgb.PredictCPUNs
+		f["score_cpu_forest_vs_lightgbm_c"+c] = fo.ServerCPUus / lgb.ServerCPUus
+	}
+}
+
+// evaluatorRun is one evaluator's in-service numbers at one concurrency (medians of reps).
+type evaluatorRun struct {
+	PredictNs    float64 `json:"predict_ns"`
+	PredictCPUNs float64 `json:"predict_cpu_ns"`
+	ServerCPUus  float64 `json:"server_cpu_per_request_us"`
+}
+
 func scrapeInference(t *testing.T, admin string) [4]float64 {
 	t.Helper()
 	text := scrape(t, admin)

@@ -216,7 +216,7 @@ def main():
       "a model it does not cover (categorical splits, linear trees, multiclass) is scored by LightGBM. "
       f"Hot, it costs **{fmt(f.get('predict_forest_cpu_ratio_vs_c_api'))}x** the C API's thread CPU. With other work "
       "evicting the caches between two predictions, as in a service (BenchmarkPredictModelFileColdCache, thread CPU of the "
-      "prediction alone, which includes one ~0.5 µs clock read):")
+      "prediction alone, which includes one clock read of about 0.8 µs):")
     w("")
     w("| bytes written between two predictions | LightGBM binding ns (CPU) | compact evaluator ns (CPU) | ratio (CPU) |")
     w("|---|---|---|---|")
@@ -227,7 +227,22 @@ def main():
             continue
         w(f"| {ev[:-3]} KiB | {fmt(lb)} ({fmt(lbc)}) | {fmt(fo)} ({fmt(foc)}) | {fmt(foc / lbc if lbc else None)}x |")
     w("")
-    w("Thread CPU is read in C around the LightGBM call (CLOCK_THREAD_CPUTIME_ID; in service for one call in 16), so it "
+    ev = sy.get("evaluators") or {}
+    if ev.get("forest") and ev.get("lightgbm"):
+        w("The two evaluators inside the service under the same load: a second scoring process with "
+          "`-model.evaluator=lightgbm` (sync only, the same model) beside the first, the two driven in turn with the same "
+          "vectors (medians of the repetitions):")
+        w("")
+        w("| conc | LightGBM in service: predict ns (thread CPU) | compact evaluator in service: predict ns (thread CPU) | CPU ratio | server CPU µs per Score call, LightGBM / compact |")
+        w("|---|---|---|---|---|")
+        for c in ("1", "32"):
+            lg_, fo_ = ev["lightgbm"].get(c), ev["forest"].get(c)
+            if not lg_ or not fo_:
+                continue
+            w(f"| {c} | {fmt(lg_['predict_ns'])} ({fmt(lg_['predict_cpu_ns'])}) | {fmt(fo_['predict_ns'])} ({fmt(fo_['predict_cpu_ns'])}) | "
+              f"{fmt(fo_['predict_cpu_ns'] / lg_['predict_cpu_ns'])}x | {fmt(lg_['server_cpu_per_request_us'])} / {fmt(fo_['server_cpu_per_request_us'])} |")
+        w("")
+    w("Thread CPU is read in C around the evaluator's call (CLOCK_THREAD_CPUTIME_ID, one clock read of about 0.8 µs included: the evict=0 rows below against the hot loop; in service for about one call in 16), so it "
       "counts the prediction's work, including what cold caches add under the service's load, and not the time the thread "
       "waited for a core; the wall clock counts both. Other processes share the two cores, so the wall-clock ratio "
       "moves with the machine's load while the CPU ratio does not.")
