@@ -85,8 +85,10 @@ def main():
         ("same, a quarter of the vectors crossing the alert threshold: throughput", ">= 10x", f.get("score_rps_ratio_vs_mlserver_alerts25"), lambda v: v >= 10, "x"),
         ("same, a quarter crossing: p99", "<= 0.1x", f.get("score_p99_ratio_vs_mlserver_alerts25"), lambda v: v <= 0.1, "x"),
         ("Score / MLServer server CPU per request (best concurrency each)", "lower", f.get("score_cpu_per_request_ratio_vs_mlserver"), lambda v: v < 1, "x"),
-        ("in-service predict / LightGBM C API fast predict, wall clock", "<= 1.5x", f.get("predict_ratio_vs_c_api"), lambda v: v <= 1.5, "x"),
-        ("in-service predict / LightGBM C API fast predict, thread CPU", "<= 1.5x", f.get("predict_cpu_ratio_vs_c_api"), lambda v: v <= 1.5, "x"),
+        ("in-service predict (concurrency 1) / LightGBM C API fast predict in a hot loop, wall clock", "<= 1.5x", f.get("predict_ratio_vs_c_api"), lambda v: v <= 1.5, "x"),
+        ("same, thread CPU", "<= 1.5x", f.get("predict_cpu_ratio_vs_c_api"), lambda v: v <= 1.5, "x"),
+        ("in-service predict / LightGBM C API fast predict in service under the same load (A/B), thread CPU, concurrency 1", "<= 1.5x", f.get("predict_in_service_forest_vs_lightgbm_cpu_c1"), lambda v: v <= 1.5, "x"),
+        ("same, concurrency 32", "<= 1.5x", f.get("predict_in_service_forest_vs_lightgbm_cpu_c32"), lambda v: v <= 1.5, "x"),
         ("Score CPU per request / (echo CPU + predict CPU)", "<= 1.5x", f.get("score_cpu_ratio_vs_echo_plus_predict"), lambda v: v <= 1.5, "x"),
         ("GetOnlineFeatures p99 / raw Redis HMGET p99 (concurrency 1)", "<= 2x", f.get("online_features_p99_ratio_vs_redis"), lambda v: v <= 2, "x"),
         ("stream publish->prediction p99 / one kafka-go hop p99, at the knee", "<= 5x", f.get("stream_p99_ratio_vs_kafka_hop"), lambda v: v <= 5, "x"),
@@ -254,15 +256,22 @@ def main():
     w("")
     w("## Online features vs Redis")
     w("")
-    w("| conc | GetOnlineFeatures p50 / p99 ms | rps | raw HMGET p50 / p99 ms | rps | p99 ratio | keys found |")
-    w("|---|---|---|---|---|---|---|")
+    w("| conc | GetOnlineFeatures p50 / p99 ms | rps | raw HMGET p50 / p99 ms | rps | p99 ratio | floor: echo p99 + HMGET p99 ms | p99 / floor | keys found |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    echo = {c: v.get("echo") for c, v in sy["closed"]["logged"].items()}
     for r in st["features"]:
         a_, b_ = r["get_online_features"], r["redis_hmget"]
+        e_ = echo.get(str(r["concurrency"]))
+        floor = e_["p99_us"] + b_["p99_us"] if e_ else None
         w(f"| {r['concurrency']} | {ms(a_['p50_us'])} / {ms(a_['p99_us'])} | {fmt(a_['rps'])} | {ms(b_['p50_us'])} / {ms(b_['p99_us'])} | "
-          f"{fmt(b_['rps'])} | {fmt(a_['p99_us'] / b_['p99_us'])}x | {fmt(100 * r['redis_hit_ratio'], 0)}% |")
+          f"{fmt(b_['rps'])} | {fmt(a_['p99_us'] / b_['p99_us'])}x | {ms(floor)} | {fmt(a_['p99_us'] / floor if floor else None)}x | "
+          f"{fmt(100 * r['redis_hit_ratio'], 0)}% |")
     w("")
     w("GetOnlineFeatures (record=false) reads the same account hash with one HMGET and computes the vector; the raw read is "
-      "HMGET of the same key over RESP from the same machine, same concurrency, in the same run.")
+      "HMGET of the same key over RESP from the same machine, same concurrency, in the same run. A gRPC call cannot answer "
+      "faster than the bare echo server of the sync section answers the same client (with Score-sized messages, of the order of these), so the floor of any gRPC feature "
+      "service here is the echo's p99 plus the Redis read's: where that floor is already above 2x the raw read, the 2x "
+      "target is out of reach of a gRPC API on this machine, ours or Feast's.")
     w("")
     w("## Stream path")
     w("")
