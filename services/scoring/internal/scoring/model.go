@@ -49,10 +49,10 @@ type Model struct {
 	specVersion string
 	// evaluatorNote says why a model asked to use the forest is scored by LightGBM.
 	evaluatorNote error
-	names       []string
-	predictor   Predictor
-	explainer   Explainer
-	closers     []func() error
+	names         []string
+	predictor     Predictor
+	explainer     Explainer
+	closers       []func() error
 
 	obs *modelMetrics // per-version instruments, resolved once
 
