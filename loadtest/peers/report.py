@@ -244,7 +244,7 @@ def main():
             w(f"| {c} | {fmt(lg_['predict_ns'])} ({fmt(lg_['predict_cpu_ns'])}) | {fmt(fo_['predict_ns'])} ({fmt(fo_['predict_cpu_ns'])}) | "
               f"{fmt(fo_['predict_cpu_ns'] / lg_['predict_cpu_ns'])}x | {fmt(lg_['server_cpu_per_request_us'])} / {fmt(fo_['server_cpu_per_request_us'])} |")
         w("")
-    w("Thread CPU is read in C around the evaluator's call (CLOCK_THREAD_CPUTIME_ID, one clock read of about 0.8 µs included, as the evict=0 row against the hot loop shows; in service for about one call in 16), so it "
+    w("Thread CPU is read in C around the evaluator's call (CLOCK_THREAD_CPUTIME_ID, one clock read of about 0.8 µs included, as the evict=0 row against the hot loop shows; in service for about one call in 1024, -metrics.inference-cpu-every), so it "
       "counts the prediction's work, including what cold caches add under the service's load, and not the time the thread "
       "waited for a core; the wall clock counts both. Other processes share the two cores, so the wall-clock ratio "
       "moves with the machine's load while the CPU ratio does not.")

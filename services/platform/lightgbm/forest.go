@@ -34,7 +34,7 @@ type ForestOptions struct {
 	// PredictRaw. Default: PredictNormal.
 	Kind PredictKind
 	// OnCPUSample and CPUSampleEvery are FastOptions': the calling thread's CPU time inside
-	// the evaluation, for about one call in CPUSampleEvery (default 16).
+	// the evaluation, for about one call in CPUSampleEvery (default DefaultCPUSampleEvery).
 	OnCPUSample    func(time.Duration)
 	CPUSampleEvery int
 }

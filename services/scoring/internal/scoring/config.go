@@ -11,6 +11,7 @@ import (
 	"github.com/streaming-mlops/mlops/services/platform/featurespec"
 	"github.com/streaming-mlops/mlops/services/platform/flagenv"
 	"github.com/streaming-mlops/mlops/services/platform/kafkaio"
+	"github.com/streaming-mlops/mlops/services/platform/lightgbm"
 	"github.com/streaming-mlops/mlops/services/platform/service"
 	"github.com/streaming-mlops/mlops/services/platform/tlsconf"
 )
@@ -57,6 +58,11 @@ type Config struct {
 	// compact evaluator (the same results as LightGBM, checked when a model loads; a model it
 	// does not cover is scored by LightGBM), or EvaluatorLightGBM. Default: forest.
 	Evaluator string
+	// InferenceCPUEvery: about one prediction in this many samples its thread CPU time into
+	// mlops_scoring_inference_cpu_seconds (-metrics.inference-cpu-every; 0 turns sampling off).
+	// Default: lightgbm.DefaultCPUSampleEvery (1024): each sample makes two system calls,
+	// which on busy cores can cost the sampled call a scheduler time slice.
+	InferenceCPUEvery int
 	// EvaluatorCheckEvery: about one forest prediction in this many is also scored by
 	// LightGBM and compared; a mismatch is counted, logged and moves the version to LightGBM
 	// (-model.check-every; 0 turns the check off). Default: 1000.
@@ -140,6 +146,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	flagenv.DurationVar(fs, getenv, &c.LoadTimeout, "model.load-timeout", "MODEL_LOAD_TIMEOUT", time.Minute, "time limit of one model load")
 	flagenv.Float64Var(fs, getenv, &c.DefaultThreshold, "model.default-threshold", "MODEL_DEFAULT_THRESHOLD", 0.8, "decision threshold when the model manifest has none")
 	flagenv.StringVar(fs, getenv, &c.Evaluator, "model.evaluator", "MODEL_EVALUATOR", EvaluatorForest, "what scores the model: forest (the compact evaluator, LightGBM's results, checked against it) or lightgbm")
+	flagenv.IntVar(fs, getenv, &c.InferenceCPUEvery, "metrics.inference-cpu-every", "METRICS_INFERENCE_CPU_EVERY", lightgbm.DefaultCPUSampleEvery, "sample the thread CPU of about one prediction in this many into mlops_scoring_inference_cpu_seconds (0: never)")
 	flagenv.IntVar(fs, getenv, &c.EvaluatorCheckEvery, "model.check-every", "MODEL_CHECK_EVERY", 1000, "also score about one forest prediction in this many with LightGBM and compare (0: never)")
 	flagenv.DurationVar(fs, getenv, &c.PreviousSpecGrace, "model.previous-spec-grace", "MODEL_PREVIOUS_SPEC_GRACE", 10*time.Minute, "how long a champion replaced by a model of another spec scores the vectors of its spec")
 	flagenv.DurationVar(fs, getenv, &c.SpecHold, "model.spec-hold", "MODEL_SPEC_HOLD", 2*time.Minute, "how long a stream vector of a spec no loaded model serves is retried before the DLQ")
@@ -205,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.EvaluatorCheckEvery < 0 {
 		errs = append(errs, fmt.Errorf("model check-every %d: must not be negative", c.EvaluatorCheckEvery))
+	}
+	if c.InferenceCPUEvery < 0 {
+		errs = append(errs, fmt.Errorf("metrics inference-cpu-every %d: must not be negative", c.InferenceCPUEvery))
 	}
 	if !(c.ExplainSampleRate >= 0 && c.ExplainSampleRate <= 1) {
 		errs = append(errs, fmt.Errorf("explain sample rate %v: want [0, 1]", c.ExplainSampleRate))

@@ -80,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, window int) *metrics {
 		}, []string{"model_version"}),
 		inferenceCPU: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mlops_scoring_inference_cpu_seconds",
-			Help:    "CPU time the predicting thread spent inside the evaluator (the compact forest or LightGBM, see -model.evaluator) for one prediction (champion or shadow challenger), sampled (one call in 16 per predictor): the work of a prediction under the service's real load and cache pressure, without the time spent waiting for a core that the duration histogram includes.",
+			Help:    "CPU time the predicting thread spent inside the evaluator (the compact forest or LightGBM, see -model.evaluator) for one prediction (champion or shadow challenger), sampled (about one call in -metrics.inference-cpu-every, 1024): the work of a prediction under the service's real load and cache pressure, without the time spent waiting for a core that the duration histogram includes.",
 			Buckets: []float64{.000001, .0000025, .000005, .0000075, .00001, .000025, .00005, .0001, .00025, .001},
 		}, []string{"model_version"}),
 		evalMismatch: f.NewCounterVec(prometheus.CounterOpts{

@@ -102,6 +102,8 @@ type modelOptions struct {
 	// CheckEvery: one forest prediction in about CheckEvery is also scored by LightGBM and
 	// compared (0: none).
 	CheckEvery int
+	// CPUEvery: about one prediction in CPUEvery samples its thread CPU time (0: none).
+	CPUEvery int
 	// Logger receives a mismatch of the check (nil: slog.Default()).
 	Logger *slog.Logger
 }
@@ -118,9 +120,12 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, opts modelOptions) (
 	// The champion's predictions sample their thread CPU into the version's instruments, which
 	// Install binds before the model serves.
 	var m *Model
-	onCPU := func(d time.Duration) {
-		if o := m.obs; o != nil {
-			o.inferenceCPU.Observe(d.Seconds())
+	var onCPU func(time.Duration)
+	if opts.CPUEvery > 0 {
+		onCPU = func(d time.Duration) {
+			if o := m.obs; o != nil {
+				o.inferenceCPU.Observe(d.Seconds())
+			}
 		}
 	}
 	closers := []func() error{b.Close}
@@ -131,12 +136,12 @@ func buildModel(lib *lightgbm.Library, l modelstore.Loaded, opts modelOptions) (
 		}
 		return nil, errors.Join(errs...)
 	}
-	lgOpts := lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1}
+	lgOpts := lightgbm.FastOptions{Kind: lightgbm.PredictNormal, NumThreads: 1, CPUSampleEvery: opts.CPUEvery}
 	var pred Predictor
 	evaluator := EvaluatorLightGBM
 	var unsupported error
 	if opts.Evaluator != EvaluatorLightGBM {
-		fo, err := b.NewForest(lightgbm.ForestOptions{Kind: lightgbm.PredictNormal, OnCPUSample: onCPU})
+		fo, err := b.NewForest(lightgbm.ForestOptions{Kind: lightgbm.PredictNormal, OnCPUSample: onCPU, CPUSampleEvery: opts.CPUEvery})
 		switch {
 		case err == nil:
 			closers = append(closers, fo.Close)

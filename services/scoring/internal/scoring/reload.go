@@ -131,7 +131,7 @@ func (s *Server) refresh(ctx context.Context, alias string) error {
 		cur.fromCache.Store(l.FromCache)
 		return nil
 	}
-	m, err := buildModel(s.deps.Lib, l, modelOptions{DefaultThreshold: s.cfg.DefaultThreshold, Evaluator: s.cfg.Evaluator, CheckEvery: s.cfg.EvaluatorCheckEvery, Logger: s.logger})
+	m, err := buildModel(s.deps.Lib, l, modelOptions{DefaultThreshold: s.cfg.DefaultThreshold, Evaluator: s.cfg.Evaluator, CheckEvery: s.cfg.EvaluatorCheckEvery, CPUEvery: s.cfg.InferenceCPUEvery, Logger: s.logger})
 	if err != nil {
 		s.m.reloads.WithLabelValues(alias, "failed").Inc()
 		return err

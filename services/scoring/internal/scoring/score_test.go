@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"google.golang.org/protobuf/proto"
@@ -272,7 +273,7 @@ func TestModelEvaluator(t *testing.T) {
 		evaluator string
 		check     func(m *Model) bool
 	}{
-		{name: "default", text: text, want: want, opts: modelOptions{CheckEvery: 1000}, evaluator: EvaluatorForest, check: func(m *Model) bool {
+		{name: "default", text: text, want: want, opts: modelOptions{CheckEvery: 1000, CPUEvery: 1}, evaluator: EvaluatorForest, check: func(m *Model) bool {
 			c, ok := m.predictor.(*checkedPredictor)
 			if !ok {
 				return false
@@ -284,7 +285,7 @@ func TestModelEvaluator(t *testing.T) {
 			_, ok := m.predictor.(*lightgbm.Forest)
 			return ok
 		}},
-		{name: "lightgbm asked", text: text, want: want, opts: modelOptions{Evaluator: EvaluatorLightGBM, CheckEvery: 1000}, evaluator: EvaluatorLightGBM, check: func(m *Model) bool {
+		{name: "lightgbm asked", text: text, want: want, opts: modelOptions{Evaluator: EvaluatorLightGBM, CheckEvery: 1000, CPUEvery: 1}, evaluator: EvaluatorLightGBM, check: func(m *Model) bool {
 			_, ok := m.predictor.(*lightgbm.FastPredictorPool)
 			return ok && m.evaluatorNote == nil
 		}},
@@ -298,6 +299,8 @@ func TestModelEvaluator(t *testing.T) {
 			if m.Evaluator != tc.evaluator || !tc.check(m) {
 				t.Fatalf("evaluator %q (%T, note %v), want %q", m.Evaluator, m.predictor, m.evaluatorNote, tc.evaluator)
 			}
+			reg := prometheus.NewRegistry()
+			m.obs = newMetrics(reg, 10).forVersion("1")
 			for i := range d.Rows {
 				got, err := m.predictor.Predict(d.Row(i))
 				if err != nil {
@@ -306,6 +309,22 @@ func TestModelEvaluator(t *testing.T) {
 				if math.Float64bits(got) != math.Float64bits(tc.want[i]) {
 					t.Fatalf("row %d: %.17g, LightGBM %.17g", i, got, tc.want[i])
 				}
+			}
+			// -metrics.inference-cpu-every: every prediction sampled at 1, none at 0.
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var count uint64
+			for _, mf := range mfs {
+				if mf.GetName() == "mlops_scoring_inference_cpu_seconds" {
+					for _, mt := range mf.GetMetric() {
+						count += mt.GetHistogram().GetSampleCount()
+					}
+				}
+			}
+			if want := uint64(d.Rows); (tc.opts.CPUEvery == 1 && count != want) || (tc.opts.CPUEvery == 0 && count != 0) {
+				t.Errorf("CPUEvery %d: %d CPU samples for %d predictions", tc.opts.CPUEvery, count, d.Rows)
 			}
 		})
 	}

@@ -173,7 +173,7 @@ func TestParseConfig(t *testing.T) {
 			if c.ModelName != "fraud" || c.Spec.Fingerprint() != featurespec.Fraud().Fingerprint() || c.ExplainSampleRate != 0.01 ||
 				c.ExplainTopK != 3 || c.DefaultThreshold != 0.8 || c.PollInterval.Seconds() != 30 || c.FeaturesAddr != "127.0.0.1:50052" ||
 				c.Kafka.Topics[0] != "features.v1" || c.PredictionsTopic != "predictions.v1" || c.ModelEventsTopic != "model.events" || !c.ModelRequired ||
-				c.Evaluator != EvaluatorForest || c.EvaluatorCheckEvery != 1000 {
+				c.Evaluator != EvaluatorForest || c.EvaluatorCheckEvery != 1000 || c.InferenceCPUEvery != 1024 {
 				t.Errorf("defaults = %+v", c)
 			}
 		}},
@@ -210,9 +210,9 @@ func TestParseConfig(t *testing.T) {
 		{name: "every problem at once",
 			args: []string{"-model.spec", "nope", "-explain.sample-rate", "2", "-explain.top-k", "0", "-model.poll-interval", "0s", "-mlflow.url", "ftp://x", "-features.timeout", "-1s",
 				"-sync.spill-max-bytes", "10", "-explain.workers", "0", "-sync.log-retry-interval", "0s", "-model.spec-hold", "-1s",
-				"-model.evaluator", "xgboost", "-model.check-every", "-1"},
+				"-model.evaluator", "xgboost", "-model.check-every", "-1", "-metrics.inference-cpu-every", "-2"},
 			wantErr: []string{"unknown feature spec", "sample rate", "top-k", "poll interval", "mlflow url", "features timeout",
-				"spill max bytes", "explain workers", "retry interval", "spec hold", "model evaluator \"xgboost\"", "check-every -1"}},
+				"spill max bytes", "explain workers", "retry interval", "spec hold", "model evaluator \"xgboost\"", "check-every -1", "inference-cpu-every -2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
