@@ -71,15 +71,6 @@ func (h *forestHandle) close() {
 	})
 }
 
-// forestTree is one parsed tree in LightGBM's arrays.
-type forestTree struct {
-	leafValue   []float64
-	feat        []int32
-	thr         []float64
-	decision    []int32
-	left, right []int32
-}
-
 // ParseForest builds the compact evaluator of a LightGBM text model. It fails with
 // ErrForestUnsupported for models it does not reproduce exactly. Prefer Booster.NewForest,
 // which also checks the evaluator against LightGBM on the booster.
@@ -88,7 +79,7 @@ func ParseForest(modelText string, opts ForestOptions) (*Forest, error) {
 	return fo, err
 }
 
-func parseForest(modelText string, opts ForestOptions) (*Forest, []forestTree, error) {
+func parseForest(modelText string, opts ForestOptions) (*Forest, []modelTree, error) {
 	mt, err := parseModelText(modelText)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse forest: %w", err)
@@ -113,10 +104,10 @@ func parseForest(modelText string, opts ForestOptions) (*Forest, []forestTree, e
 	if mt.numFeatures >= 1<<27 {
 		return nil, nil, fmt.Errorf("parse forest: %w: %d features", ErrForestUnsupported, mt.numFeatures)
 	}
-	trees := make([]forestTree, len(mt.trees))
+	trees := make([]modelTree, len(mt.trees))
 	nnodes := 0
 	for i, block := range mt.trees {
-		if trees[i], err = parseForestTree(block, mt.numFeatures); err != nil {
+		if trees[i], err = parseModelTree(block, mt.numFeatures, ErrForestUnsupported); err != nil {
 			return nil, nil, fmt.Errorf("parse forest: tree %d: %w", i, err)
 		}
 		nnodes += 2*len(trees[i].leafValue) - 1
@@ -171,74 +162,9 @@ func forestTransform(objective string) (C.int32_t, float64, error) {
 	return 0, 0, fmt.Errorf("%w: objective %q", ErrForestUnsupported, objective)
 }
 
-// parseForestTree reads one Tree= block and checks that it is a tree.
-func parseForestTree(kv map[string]string, numFeatures int) (forestTree, error) {
-	var tr forestTree
-	nl, err := strconv.Atoi(kv["num_leaves"])
-	if err != nil || nl < 1 {
-		return tr, fmt.Errorf("num_leaves %q", kv["num_leaves"])
-	}
-	if c := kv["num_cat"]; c != "" && c != "0" {
-		return tr, fmt.Errorf("%w: categorical splits", ErrForestUnsupported)
-	}
-	if l := kv["is_linear"]; l != "" && l != "0" {
-		return tr, fmt.Errorf("%w: linear tree", ErrForestUnsupported)
-	}
-	if tr.leafValue, err = parseFloats(kv["leaf_value"], nl); err != nil {
-		return tr, fmt.Errorf("leaf_value: %w", err)
-	}
-	if nl == 1 {
-		return tr, nil
-	}
-	ni := nl - 1
-	var errs [5]error
-	tr.feat, errs[0] = parseInts(kv["split_feature"], ni)
-	tr.left, errs[1] = parseInts(kv["left_child"], ni)
-	tr.right, errs[2] = parseInts(kv["right_child"], ni)
-	tr.decision, errs[3] = parseInts(kv["decision_type"], ni)
-	tr.thr, errs[4] = parseFloats(kv["threshold"], ni)
-	if err := errors.Join(errs[:]...); err != nil {
-		return tr, err
-	}
-	for i := range ni {
-		if tr.decision[i]&decisionCategorical != 0 {
-			return tr, fmt.Errorf("%w: categorical splits", ErrForestUnsupported)
-		}
-		if tr.feat[i] < 0 || int(tr.feat[i]) >= numFeatures {
-			return tr, fmt.Errorf("split feature %d out of range", tr.feat[i])
-		}
-		if (tr.decision[i]>>2)&3 == 3 {
-			return tr, fmt.Errorf("decision type %d: unknown missing type", tr.decision[i])
-		}
-	}
-	// Every node and leaf is reached exactly once from the root: the layout below relies on it.
-	seenNode, seenLeaf := make([]bool, ni), make([]bool, nl)
-	stack := []int32{0}
-	for len(stack) > 0 {
-		n := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if n < 0 {
-			if int(^n) >= nl || seenLeaf[^n] {
-				return tr, fmt.Errorf("leaf %d reached twice or out of range", ^n)
-			}
-			seenLeaf[^n] = true
-			continue
-		}
-		if int(n) >= ni || seenNode[n] {
-			return tr, fmt.Errorf("node %d reached twice or out of range", n)
-		}
-		seenNode[n] = true
-		stack = append(stack, tr.right[n], tr.left[n])
-	}
-	if slices.Contains(seenLeaf, false) {
-		return tr, errors.New("a leaf is not reachable from the root")
-	}
-	return tr, nil
-}
-
 // layout writes the tree's nodes in preorder into nodes from index at and returns the index
 // after them. Right-child indices are relative to the tree's first node.
-func (tr *forestTree) layout(nodes []C.mlops_forest_node, at int) int {
+func (tr *modelTree) layout(nodes []C.mlops_forest_node, at int) int {
 	base := at
 	var walk func(n int32)
 	walk = func(n int32) {
@@ -308,7 +234,7 @@ func (b *Booster) NewForest(opts ForestOptions) (*Forest, error) {
 
 // forestProbeRows makes n rows whose values sit on and around the model's split thresholds,
 // with the values the missing-value rules treat specially, drawn with a fixed seed.
-func forestProbeRows(trees []forestTree, ncol, n int) Matrix {
+func forestProbeRows(trees []modelTree, ncol, n int) Matrix {
 	special := []float64{0, math.Copysign(0, -1), math.NaN(), kZeroThreshold, -kZeroThreshold, kZeroThreshold / 2, -kZeroThreshold / 2,
 		1e-300, math.Inf(1), math.Inf(-1), 1, -1, 1e300}
 	cand := make([][]float64, ncol)

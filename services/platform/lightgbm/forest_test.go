@@ -75,7 +75,7 @@ func TestForestMatchesLightGBM(t *testing.T) {
 	}
 }
 
-func hasStump(trees []forestTree) bool {
+func hasStump(trees []modelTree) bool {
 	for _, tr := range trees {
 		if len(tr.leafValue) == 1 {
 			return true
@@ -84,7 +84,7 @@ func hasStump(trees []forestTree) bool {
 	return false
 }
 
-func parseForestFromBooster(t *testing.T, b *Booster) (*Forest, []forestTree, error) {
+func parseForestFromBooster(t *testing.T, b *Booster) (*Forest, []modelTree, error) {
 	t.Helper()
 	text, err := b.SaveModelString()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 )
 
 // ErrTreeSHAPUnsupported means NewTreeSHAP cannot explain the model exactly (categorical
@@ -114,47 +113,25 @@ func ParseTreeSHAP(modelText string) (*TreeSHAP, error) {
 // parseShapTree reads one Tree= block and returns the tree and its expected value.
 func parseShapTree(kv map[string]string, numFeatures int) (shapTree, float64, error) {
 	var tr shapTree
-	nl, err := strconv.Atoi(kv["num_leaves"])
-	if err != nil || nl < 1 {
-		return tr, 0, fmt.Errorf("num_leaves %q", kv["num_leaves"])
-	}
-	if c := kv["num_cat"]; c != "" && c != "0" {
-		return tr, 0, fmt.Errorf("%w: categorical splits", ErrTreeSHAPUnsupported)
-	}
-	if l := kv["is_linear"]; l != "" && l != "0" {
-		return tr, 0, fmt.Errorf("%w: linear tree", ErrTreeSHAPUnsupported)
-	}
-	leafValue, err := parseFloats(kv["leaf_value"], nl)
+	mt, err := parseModelTree(kv, numFeatures, ErrTreeSHAPUnsupported)
 	if err != nil {
-		return tr, 0, fmt.Errorf("leaf_value: %w", err)
+		return tr, 0, err
 	}
+	leafValue := mt.leafValue
+	nl := len(leafValue)
 	if nl == 1 {
 		// A stump: its output is its expected value and it contributes to no feature.
 		return tr, leafValue[0], nil
 	}
 	ni := nl - 1
-	feat, err1 := parseInts(kv["split_feature"], ni)
-	left, err2 := parseInts(kv["left_child"], ni)
-	right, err3 := parseInts(kv["right_child"], ni)
-	dec, err4 := parseInts(kv["decision_type"], ni)
-	thr, err5 := parseFloats(kv["threshold"], ni)
-	leafCount, err6 := parseFloats(kv["leaf_count"], nl)
-	internalCount, err7 := parseFloats(kv["internal_count"], ni)
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return tr, 0, err
-	}
-	if err := errors.Join(err6, err7); err != nil {
+	leafCount, err1 := parseFloats(kv["leaf_count"], nl)
+	internalCount, err2 := parseFloats(kv["internal_count"], ni)
+	if err := errors.Join(err1, err2); err != nil {
 		return tr, 0, fmt.Errorf("%w: no data counts: %w", ErrTreeSHAPUnsupported, err)
 	}
-	tr.feat, tr.left, tr.right, tr.thr = feat, left, right, thr
+	tr.feat, tr.left, tr.right, tr.thr = mt.feat, mt.left, mt.right, mt.thr
 	tr.decision = make([]uint8, ni)
-	for i, d := range dec {
-		if d&decisionCategorical != 0 {
-			return tr, 0, fmt.Errorf("%w: categorical splits", ErrTreeSHAPUnsupported)
-		}
-		if feat[i] < 0 || int(feat[i]) >= numFeatures {
-			return tr, 0, fmt.Errorf("split feature %d out of range", feat[i])
-		}
+	for i, d := range mt.decision {
 		tr.decision[i] = uint8(d)
 	}
 	count := func(node int32) float64 {
