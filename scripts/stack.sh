@@ -346,11 +346,13 @@ EOF
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     -Dlog4j2.configurationFile="$dir/log4j2.properties" -Dkafka.logs.dir="$dir")
   if [[ ! -f $data/meta.properties ]]; then
-    # KRaft storage is formatted once with a fresh cluster id (22 chars of URL-safe base64).
+    # KRaft storage is formatted once with a fresh cluster id (22 chars of URL-safe base64). It
+    # is passed as --cluster-id=ID: one in 64 ids starts with "-", which the tool would take for
+    # an option if it came as a separate argument.
     local id
     id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
     log "kafka: formatting KRaft storage (cluster id $id)"
-    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$id" \
+    java "${jvm[@]}" -cp "$cp" kafka.tools.StorageTool format --cluster-id="$id" \
       -c "$dir/server.properties" "${scram[@]}" >>"$dir/log" 2>&1 9>&- ||
       { tail -n 30 "$dir/log" >&2; die "kafka storage format failed"; }
   fi
