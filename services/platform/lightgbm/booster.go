@@ -222,6 +222,14 @@ type PredictOptions struct {
 	Params Params
 }
 
+// numThreads is the num_threads the call asks LightGBM for (0: its default).
+func (o PredictOptions) numThreads() int {
+	if o.NumThreads > 0 {
+		return o.NumThreads
+	}
+	return numThreads(o.Params)
+}
+
 func (o PredictOptions) cParams() (*C.char, error) {
 	p := make(Params, len(o.Params)+1)
 	for k, v := range o.Params {
@@ -286,6 +294,8 @@ func (b *Booster) PredictInto(dst []float64, m Matrix, kind PredictKind, opts Pr
 		return 0, fmt.Errorf("predict: %w", err)
 	}
 	defer C.free(unsafe.Pointer(params))
+	lgbmThreads.enter(opts.numThreads())
+	defer lgbmThreads.leave()
 	var outLen C.int64_t
 	err = b.h.use(func(p unsafe.Pointer) error {
 		var need C.int64_t

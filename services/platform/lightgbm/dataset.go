@@ -89,6 +89,8 @@ func (l *Library) NewDataset(m Matrix, labels []float64, opts DatasetOptions) (*
 	defer C.free(unsafe.Pointer(params))
 
 	var out unsafe.Pointer
+	lgbmThreads.enter(numThreads(opts.Params))
+	defer lgbmThreads.leave()
 	create := func(ref unsafe.Pointer) error {
 		return lgbmErr("LGBM_DatasetCreateFromMat", C.mlops_dataset_create_from_mat(l.api,
 			(*C.double)(unsafe.Pointer(&m.Data[0])), C.int32_t(m.Rows), C.int32_t(m.Cols), params, ref, &out))

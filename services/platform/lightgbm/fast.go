@@ -102,10 +102,12 @@ func (b *Booster) NewFastPredictor(opts FastOptions) (*FastPredictor, error) {
 	}
 	defer C.free(unsafe.Pointer(params))
 	var f *C.mlops_fast
+	lgbmThreads.enter(popts.numThreads())
 	err = b.h.acquire(func(p unsafe.Pointer) error {
 		return lgbmErr("LGBM_BoosterPredictForMatSingleRowFastInit", C.mlops_fast_new(b.lib.api, p, C.int(opts.Kind),
 			C.int(opts.StartIteration), C.int(opts.NumIterations), C.int32_t(b.numFeatures), C.int64_t(outLen), params, &f))
 	})
+	lgbmThreads.leave()
 	if err != nil {
 		return nil, fmt.Errorf("new fast predictor: %w", err)
 	}

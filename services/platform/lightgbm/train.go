@@ -47,7 +47,10 @@ type TrainOptions struct {
 	// computes them; Python does so when the training set is in valid_sets). Default: off.
 	EvalTraining bool
 	// OnIteration, if set, is called after every round (e.g. to drive a progress bar). A
-	// non-nil error stops training and Train returns it.
+	// non-nil error stops training and Train returns it. It runs while Train holds
+	// LightGBM's thread setting (see threadGate): a LightGBM call from it that asks for
+	// another num_threads (a dataset, a batch prediction, a FastPredictor) would wait for
+	// Train, which waits for it. Do such work after Train returns.
 	OnIteration func(Iteration) error
 }
 
@@ -117,6 +120,9 @@ func Train(ctx context.Context, params Params, train *Dataset, opts TrainOptions
 	}
 	lib := train.lib
 	api := lib.api
+	// From LGBM_BoosterCreate to the last round LightGBM reads params' num_threads.
+	lgbmThreads.enter(numThreads(params))
+	defer lgbmThreads.leave()
 
 	var bptr unsafe.Pointer
 	if err := lgbmErr("LGBM_BoosterCreate", C.mlops_booster_create(api, ptrs[0], cparams, &bptr)); err != nil {
