@@ -98,6 +98,11 @@ func Train(ctx context.Context, params Params, train *Dataset, opts TrainOptions
 	}
 	defer C.free(unsafe.Pointer(cparams))
 
+	// From LGBM_BoosterCreate to the last round LightGBM reads params' num_threads. The gate
+	// is taken before the datasets' locks, in the order NewDataset takes them.
+	lgbmThreads.enter(numThreads(params))
+	defer lgbmThreads.leave()
+
 	// Hold every dataset's read lock for the whole run so none is freed under LightGBM. Each
 	// distinct dataset is locked once (the training set may also be a validation set).
 	datasets := append([]*Dataset{train}, opts.Valid...)
@@ -120,9 +125,6 @@ func Train(ctx context.Context, params Params, train *Dataset, opts TrainOptions
 	}
 	lib := train.lib
 	api := lib.api
-	// From LGBM_BoosterCreate to the last round LightGBM reads params' num_threads.
-	lgbmThreads.enter(numThreads(params))
-	defer lgbmThreads.leave()
 
 	var bptr unsafe.Pointer
 	if err := lgbmErr("LGBM_BoosterCreate", C.mlops_booster_create(api, ptrs[0], cparams, &bptr)); err != nil {
