@@ -3,6 +3,7 @@ package lightgbm
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"sync"
@@ -24,6 +25,9 @@ func TestConcurrentNumThreads(t *testing.T) {
 	want, err := bst.Predict(m, PredictNormal, PredictOptions{NumThreads: 1})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if math.IsNaN(want[0]) {
+		t.Fatal("reference prediction is NaN")
 	}
 	// The same model trained alone, with one thread and with the default, for comparison.
 	wantTrained := map[string]string{}
@@ -97,17 +101,11 @@ func TestConcurrentNumThreads(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if math.IsNaN(want[0]) {
-		t.Fatal("reference prediction is NaN")
-	}
 }
 
 // with returns a copy of p with k set to v.
 func (p Params) with(k, v string) Params {
-	q := make(Params, len(p)+1)
-	for pk, pv := range p {
-		q[pk] = pv
-	}
+	q := maps.Clone(p)
 	q[k] = v
 	return q
 }
